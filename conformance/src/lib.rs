@@ -1,0 +1,1 @@
+//! The conformance suite and an in-memory Weaviate double.

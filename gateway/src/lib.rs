@@ -1,0 +1,1 @@
+//! clipgate: a drop-in Weaviate gateway that emulates the multi2vec-clip module.
