@@ -1,1 +1,7 @@
 //! clipgate: a drop-in Weaviate gateway that emulates the multi2vec-clip module.
+//!
+//! Request path (see ARCHITECTURE.md): plan (pure) → embed (I/O through the `Embedder`) →
+//! rewrite (pure) → forward to an unmodified Weaviate.
+
+pub mod arithmetic;
+pub mod schema;
