@@ -1,1 +1,3 @@
 //! The conformance suite and an in-memory Weaviate double.
+
+pub mod double;

@@ -1,1 +1,62 @@
-fn main() {}
+//! `clipgate-conformance`: the conformance suite runner and the in-memory Weaviate double.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+use conformance::double::{self, ApiKey, Double};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "clipgate-conformance", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve an in-memory Weaviate double (an unmodified Weaviate without vectorizer modules).
+    Double(DoubleArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoubleArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DOUBLE_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// Require this API key (`Authorization: Bearer <key>`); repeat for several keys.
+    /// `KEY=ClassA,ClassB` limits the key to those classes. Without any, access is anonymous.
+    #[arg(long = "api-key", value_name = "KEY[=CLASSES]")]
+    api_keys: Vec<String>,
+}
+
+fn parse_key(spec: &str, n: usize) -> ApiKey {
+    let user = format!("user{n}");
+    match spec.split_once('=') {
+        Some((key, classes)) => ApiKey::new(key, user)
+            .only_classes(classes.split(',').map(str::trim).filter(|c| !c.is_empty())),
+        None => ApiKey::new(spec, user),
+    }
+}
+
+async fn run_double(args: DoubleArgs) -> anyhow::Result<()> {
+    let keys: Vec<ApiKey> = args.api_keys.iter().enumerate().map(|(i, k)| parse_key(k, i)).collect();
+    let double = Double::new().with_api_keys(keys);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "Weaviate double listening");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    double::serve_with_shutdown(listener, double, shutdown).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    match Cli::parse().command {
+        Command::Double(args) => run_double(args).await,
+    }
+}

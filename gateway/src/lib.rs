@@ -4,4 +4,13 @@
 //! rewrite (pure) → forward to an unmodified Weaviate.
 
 pub mod arithmetic;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod import;
+pub mod meta;
+pub mod observability;
+pub mod proxy;
 pub mod schema;
+pub mod server;
+pub mod upstream;

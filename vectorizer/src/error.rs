@@ -40,4 +40,8 @@ pub enum EmbedError {
     /// The remote container answered a different number of vectors than inputs.
     #[error("inputs are not equal to vectors returned: sent {sent}, got {got}")]
     RemoteCount { sent: usize, got: usize },
+    /// `GET /meta` or `GET /.well-known/ready` of the remote container failed; the text is the
+    /// Go client's (`send GET meta request: …`, `not ready: status 503`, spec §7.3).
+    #[error("{0}")]
+    RemoteProbe(String),
 }

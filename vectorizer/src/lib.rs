@@ -4,8 +4,20 @@
 //! in-process tract model, by the client of a remote multi2vec-clip inference container, and by
 //! the cache that wraps either of them. Nothing here knows about Weaviate's query languages.
 
+mod cache;
 mod embedder;
 mod error;
+pub mod image;
+mod local;
+pub mod model_dir;
+pub mod tokenize;
+pub mod tract;
+pub mod metrics;
+mod remote;
+pub mod server;
 
 pub use embedder::{Embedder, Vector};
 pub use error::EmbedError;
+pub use cache::{entry_weight, CacheOptions, CacheStats, Cached};
+pub use remote::{RemoteClip, RemoteOptions};
+pub use local::{ModelOptions, TractClip};

@@ -64,23 +64,38 @@ impl ClassView {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SchemaView {
     classes: BTreeMap<String, ClassView>,
+    /// Class → property name → its first `dataType` entry (`text`, `text[]`, `blob`, `date`, …).
+    /// Import needs it: Weaviate converts values by type before vectorizing and validates `blob`
+    /// base64 first (spec §5.3).
+    property_types: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl SchemaView {
     /// Reads the upstream's `GET /v1/schema` answer (`{"classes":[…]}`), in its stored form.
     pub fn from_upstream(schema: &Value) -> Self {
-        let classes = schema
+        let list = schema
             .get("classes")
             .and_then(Value::as_array)
-            .map(|list| list.iter().filter_map(ClassView::from_upstream).collect())
+            .map(Vec::as_slice)
             .unwrap_or_default();
-        Self::from_classes(classes)
+        let mut view = Self::from_classes(list.iter().filter_map(ClassView::from_upstream).collect());
+        view.property_types = list.iter().filter_map(property_types).collect();
+        view
     }
 
     pub fn from_classes(classes: Vec<ClassView>) -> Self {
         Self {
             classes: classes.into_iter().map(|c| (c.name.clone(), c)).collect(),
+            property_types: BTreeMap::new(),
         }
+    }
+
+    /// The first `dataType` entry of a property (e.g. `text[]`, `blob`), when the schema has it.
+    pub fn property_type(&self, class: &str, property: &str) -> Option<&str> {
+        self.property_types
+            .get(class)?
+            .get(property)
+            .map(String::as_str)
     }
 
     /// Class by its exact name (GraphQL and REST both use the stored spelling).
@@ -147,6 +162,26 @@ impl ClassView {
             multi_tenancy,
         })
     }
+}
+
+/// `(class name, property name → first dataType)` of one class object of the schema.
+fn property_types(class: &Value) -> Option<(String, BTreeMap<String, String>)> {
+    let name = class.get("class")?.as_str()?.to_string();
+    let types = class
+        .get("properties")
+        .and_then(Value::as_array)
+        .map(|props| {
+            props
+                .iter()
+                .filter_map(|p| {
+                    let prop = p.get("name")?.as_str()?;
+                    let data_type = p.get("dataType")?.as_array()?.first()?.as_str()?;
+                    Some((prop.to_string(), data_type.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((name, types))
 }
 
 impl ClipSettings {

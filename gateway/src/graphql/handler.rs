@@ -1,0 +1,287 @@
+//! `POST /v1/graphql` and `POST /v1/graphql/batch`: plan → embed → rewrite → forward.
+//!
+//! A request the gateway cannot or need not interpret (not JSON, no `query` string, a syntax
+//! error, no module argument) is forwarded with its original bytes, so Weaviate answers it
+//! exactly as it would without the gateway.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, StatusCode};
+use serde_json::Value;
+
+use super::embed::{compute, Needs, UpstreamObjects};
+use super::errors::{merge_field_errors, validation_response, GqlError};
+use super::plan::{self, Plan, Planned};
+use super::rewrite::rewrite;
+use crate::error::GatewayError;
+use crate::server::{read_body, AppState};
+
+/// Requests by outcome: `forwarded` (untouched), `rewritten`, `invalid` (answered locally).
+const REQUESTS_TOTAL: &str = "clipgate_graphql_requests_total";
+/// Class fields answered with a resolver error by the gateway (validation, embedding, lookups).
+const FIELD_ERRORS_TOTAL: &str = "clipgate_graphql_field_errors_total";
+
+/// The GraphQL routes, merged into the gateway's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/graphql", post(graphql))
+        .route("/v1/graphql/batch", post(graphql_batch))
+}
+
+/// `POST /v1/graphql`.
+pub async fn graphql(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = match read_body(body).await {
+        Ok(bytes) => single(&state, &parts, bytes).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /v1/graphql/batch`: an array of requests, answered by an array in the same order. All
+/// texts and images of the whole batch are embedded in one call each.
+pub async fn graphql_batch(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = match read_body(body).await {
+        Ok(bytes) => batch(&state, &parts, bytes).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A request body as JSON and as a plan input; `None` when the gateway should not interpret it.
+fn parse_request(item: &Value) -> Option<plan::Request> {
+    let object = item.as_object()?;
+    let query = object.get("query")?.as_str()?.to_string();
+    let operation_name = match object.get("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return None,
+    };
+    let variables = match object.get("variables") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        // Weaviate answers `variables must be a JSON object, got …` itself.
+        Some(_) => return None,
+    };
+    Some(plan::Request {
+        query,
+        operation_name,
+        variables,
+    })
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+async fn forward(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response, GatewayError> {
+    count("forwarded");
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let response = state
+        .upstream
+        .request_bytes(Method::POST, path, &parts.headers, content_type, bytes)
+        .await?;
+    Ok(response.map(Body::from))
+}
+
+/// Sends a rewritten body; returns the upstream's response, its body parsed when it is JSON.
+async fn send_json(
+    state: &AppState,
+    parts: &Parts,
+    body: &Value,
+) -> Result<(http::response::Parts, Bytes, Option<Value>), GatewayError> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| GatewayError::Internal(format!("cannot serialize the GraphQL body: {e}")))?;
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let response = state
+        .upstream
+        .request_bytes(
+            Method::POST,
+            path,
+            &parts.headers,
+            Some("application/json"),
+            Bytes::from(bytes),
+        )
+        .await?;
+    let (head, body) = response.into_parts();
+    let json = serde_json::from_slice(&body).ok();
+    Ok((head, body, json))
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    let mut response = (status, Body::from(value.to_string())).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn with_body(mut head: http::response::Parts, value: &Value) -> Response {
+    head.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(head, Body::from(value.to_string()))
+}
+
+/// Plans, embeds and rewrites several requests together; the rewritten queries and the errors
+/// of the fields they no longer compute, by plan.
+async fn rewrite_all(
+    state: &AppState,
+    parts: &Parts,
+    plans: &[&Plan],
+) -> Vec<(String, Vec<GqlError>)> {
+    let mut needs = Needs::default();
+    for plan in plans {
+        needs.add(plan);
+    }
+    let objects = UpstreamObjects {
+        upstream: &state.upstream,
+        caller: &parts.headers,
+    };
+    let inputs = compute(
+        &needs,
+        state.embedder.as_ref(),
+        &objects,
+        state.config.inference_timeout,
+    )
+    .await;
+    plans
+        .iter()
+        .map(|plan| {
+            let rewritten = rewrite(plan, &inputs);
+            metrics::counter!(FIELD_ERRORS_TOTAL).increment(rewritten.errors.len() as u64);
+            (rewritten.query, rewritten.errors)
+        })
+        .collect()
+}
+
+async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response, GatewayError> {
+    let Ok(mut body) = serde_json::from_slice::<Value>(&bytes) else {
+        return forward(state, parts, bytes).await;
+    };
+    let Some(request) = parse_request(&body) else {
+        return forward(state, parts, bytes).await;
+    };
+    if !plan::mentions_module_arguments(&request.query) {
+        return forward(state, parts, bytes).await;
+    }
+    let view = state.schema.view(&state.upstream, &parts.headers).await?;
+    let plan = match plan::plan(&request, &view) {
+        Planned::Forward => return forward(state, parts, bytes).await,
+        Planned::Invalid(errors) => {
+            count("invalid");
+            return Ok(json_response(StatusCode::OK, &validation_response(&errors)));
+        }
+        Planned::Rewrite(plan) => plan,
+    };
+    count("rewritten");
+    let mut rewritten = rewrite_all(state, parts, &[&plan]).await;
+    let (query, errors) = rewritten.pop().unwrap_or_default();
+    body["query"] = Value::String(query);
+    let (head, raw, json) = send_json(state, parts, &body).await?;
+    match json {
+        Some(mut answer) if !errors.is_empty() => {
+            merge_field_errors(&mut answer, &errors);
+            Ok(with_body(head, &answer))
+        }
+        _ => Ok(Response::from_parts(head, Body::from(raw))),
+    }
+}
+
+/// One element of a GraphQL batch.
+enum Item {
+    Forward(Value),
+    Invalid(Vec<GqlError>),
+    Rewrite(Value, Plan),
+}
+
+async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response, GatewayError> {
+    let Ok(Value::Array(elements)) = serde_json::from_slice::<Value>(&bytes) else {
+        return forward(state, parts, bytes).await;
+    };
+    let requests: Vec<Option<plan::Request>> = elements.iter().map(parse_request).collect();
+    if !requests
+        .iter()
+        .flatten()
+        .any(|r| plan::mentions_module_arguments(&r.query))
+    {
+        return forward(state, parts, bytes).await;
+    }
+    let view = state.schema.view(&state.upstream, &parts.headers).await?;
+    let items: Vec<Item> = elements
+        .into_iter()
+        .zip(&requests)
+        .map(|(element, request)| match request.as_ref().map(|r| plan::plan(r, &view)) {
+            Some(Planned::Invalid(errors)) => Item::Invalid(errors),
+            Some(Planned::Rewrite(plan)) => Item::Rewrite(element, plan),
+            Some(Planned::Forward) | None => Item::Forward(element),
+        })
+        .collect();
+    if items.iter().all(|i| matches!(i, Item::Forward(_))) {
+        return forward(state, parts, bytes).await;
+    }
+    count("rewritten");
+    let plans: Vec<&Plan> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Rewrite(_, plan) => Some(plan),
+            _ => None,
+        })
+        .collect();
+    let mut rewritten = rewrite_all(state, parts, &plans).await.into_iter();
+    let mut upstream_items = Vec::new();
+    let mut field_errors: Vec<Vec<GqlError>> = Vec::new();
+    for item in &items {
+        match item {
+            Item::Forward(element) => {
+                upstream_items.push(element.clone());
+                field_errors.push(Vec::new());
+            }
+            Item::Rewrite(element, _) => {
+                let (query, errors) = rewritten.next().unwrap_or_default();
+                let mut element = element.clone();
+                element["query"] = Value::String(query);
+                upstream_items.push(element);
+                field_errors.push(errors);
+            }
+            Item::Invalid(_) => {}
+        }
+    }
+    let mut answers = if upstream_items.is_empty() {
+        Vec::new()
+    } else {
+        let (head, raw, json) = send_json(state, parts, &Value::Array(upstream_items.clone())).await?;
+        match json {
+            Some(Value::Array(answers)) if answers.len() == upstream_items.len() => answers,
+            // Not a batch answer (e.g. an error status): pass it on as it is.
+            _ => return Ok(Response::from_parts(head, Body::from(raw))),
+        }
+    }
+    .into_iter()
+    .zip(field_errors);
+    let mut out = Vec::with_capacity(items.len());
+    for item in &items {
+        match item {
+            Item::Invalid(errors) => out.push(validation_response(errors)),
+            _ => {
+                if let Some((mut answer, errors)) = answers.next() {
+                    merge_field_errors(&mut answer, &errors);
+                    out.push(answer);
+                }
+            }
+        }
+    }
+    Ok(json_response(StatusCode::OK, &Value::Array(out)))
+}

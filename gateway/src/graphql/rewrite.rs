@@ -1,0 +1,296 @@
+//! Step 3 (pure): combine the computed inputs with Weaviate's arithmetic and splice the results
+//! into the original document text.
+//!
+//! Only the edited arguments change: `nearText`/`nearImage` become `nearVector` with an inline
+//! vector literal (spec §1.6), `hybrid` gains its `vector` or has `searches[0].nearText` replaced.
+//! A field whose vector cannot be computed is replaced by `<key>: __typename` — same response key,
+//! same position, valid in any selection set — and its value is set to `null` in the upstream's
+//! answer, next to the error Weaviate would report (spec §2.1). Definitions that are not executed
+//! and variable definitions no longer used are dropped (graphql-go refuses unused variables).
+
+use std::ops::Range;
+
+use super::embed::{object_key, Inputs};
+use super::errors::{GqlError, Root};
+use super::literal::{vector_literal, Value};
+use super::plan::{FieldPlan, Plan};
+use super::validate::{Edit, Hybrid, HybridSource, Near, NearQuery, TextRecipe};
+use crate::arithmetic;
+
+/// The document to forward and the errors of the fields it no longer computes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rewritten {
+    pub query: String,
+    pub errors: Vec<GqlError>,
+}
+
+/// Rewrites `plan` with `inputs` (which must hold everything `Needs::add(plan)` listed).
+pub fn rewrite(plan: &Plan, inputs: &Inputs) -> Rewritten {
+    let mut splices: Vec<(Range<usize>, String)> = Vec::new();
+    let mut errors = Vec::new();
+    for field in &plan.fields {
+        let edited = field.outcome.clone().and_then(|edits| {
+            edits
+                .iter()
+                .map(|e| Ok((e.range.clone(), edit_text(field, &e.edit, inputs)?)))
+                .collect::<Result<Vec<_>, String>>()
+        });
+        match edited {
+            Ok(edits) => splices.extend(edits),
+            Err(message) => {
+                splices.push((field.range.clone(), format!("{}: __typename", field.key)));
+                errors.extend(field.sites.iter().map(|site| GqlError {
+                    message: message.clone(),
+                    location: site.location,
+                    path: Some(site.path.clone()),
+                }));
+            }
+        }
+    }
+    splices.extend(plan.removals.iter().map(|r| (r.clone(), String::new())));
+    splices.extend(unused_variable_definitions(plan, &splices));
+    Rewritten {
+        query: apply(&plan.source, splices),
+        errors,
+    }
+}
+
+fn inside(inner: &Range<usize>, outer: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
+/// Variable definitions whose every use was inlined by an edit.
+fn unused_variable_definitions(
+    plan: &Plan,
+    splices: &[(Range<usize>, String)],
+) -> Vec<(Range<usize>, String)> {
+    let still_used = |name: &str| {
+        plan.variable_refs
+            .iter()
+            .any(|(n, r)| n == name && !splices.iter().any(|(s, _)| inside(r, s)))
+    };
+    let was_used = |name: &str| plan.variable_refs.iter().any(|(n, _)| n == name);
+    let drop: Vec<&(String, Range<usize>)> = plan
+        .variable_defs
+        .iter()
+        .filter(|(name, _)| was_used(name) && !still_used(name))
+        .collect();
+    if drop.is_empty() {
+        return Vec::new();
+    }
+    match &plan.variable_defs_range {
+        // `()` is not valid GraphQL: drop the parentheses with the last definition.
+        Some(all) if drop.len() == plan.variable_defs.len() => vec![(all.clone(), String::new())],
+        _ => drop
+            .into_iter()
+            .map(|(_, r)| (r.clone(), String::new()))
+            .collect(),
+    }
+}
+
+/// Applies non-overlapping splices; a splice inside an earlier, larger one is dropped.
+fn apply(source: &str, mut splices: Vec<(Range<usize>, String)>) -> String {
+    splices.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
+    let mut out = String::with_capacity(source.len() + splices.iter().map(|s| s.1.len()).sum::<usize>());
+    let mut at = 0;
+    for (range, text) in splices {
+        if range.start < at || range.end > source.len() {
+            continue;
+        }
+        out.push_str(&source[at..range.start]);
+        out.push_str(&text);
+        at = range.end;
+    }
+    out.push_str(&source[at..]);
+    out
+}
+
+fn edit_text(field: &FieldPlan, edit: &Edit, inputs: &Inputs) -> Result<String, String> {
+    match edit {
+        Edit::Remove => Ok(String::new()),
+        Edit::Near(near) => near_vector(field, near, inputs),
+        Edit::Hybrid(hybrid) => hybrid_text(field, hybrid, inputs),
+    }
+}
+
+/// `nearVector: {vector: […], <carried fields>}`, or `vectorPerTarget` for several targets
+/// (spec §3.4).
+fn near_vector(field: &FieldPlan, near: &Near, inputs: &Inputs) -> Result<String, String> {
+    let root = field.root;
+    let mut vectors = Vec::new();
+    for target in &near.targets {
+        let vector = match &near.query {
+            NearQuery::Text(recipe) => text_vector(field, recipe, target.as_deref(), inputs),
+            NearQuery::Image(image) => match inputs.images.get(image) {
+                Some(Ok(v)) => Ok(v.to_vec()),
+                Some(Err(e)) => Err(format!("vectorize image: {e}")),
+                None => Err("vectorize image: empty vector".to_string()),
+            },
+        }
+        .map_err(|m| root.vectorize_error(&m))?;
+        vectors.push(vector_literal(&vector).map_err(|e| root.vectorize_error(&e.to_string()))?);
+    }
+    let mut parts = Vec::new();
+    if near.targets.len() > 1 {
+        let per_target: Vec<String> = near
+            .targets
+            .iter()
+            .zip(&vectors)
+            .map(|(t, v)| format!("{}: {v}", t.as_deref().unwrap_or_default()))
+            .collect();
+        parts.push(format!("vectorPerTarget: {{{}}}", per_target.join(", ")));
+    } else if let Some(v) = vectors.first() {
+        parts.push(format!("vector: {v}"));
+    }
+    parts.extend(near.carry.iter().map(|(k, v)| format!("{k}: {}", v.render())));
+    Ok(format!("nearVector: {{{}}}", parts.join(", ")))
+}
+
+/// The hybrid object with its vector (spec §3.5).
+fn hybrid_text(field: &FieldPlan, hybrid: &Hybrid, inputs: &Inputs) -> Result<String, String> {
+    let root = field.root;
+    let mut fields: Vec<String> = Vec::new();
+    match &hybrid.source {
+        HybridSource::Query(query) => {
+            let vector = concepts_mean(std::slice::from_ref(query), inputs)
+                .map_err(|e| root.hybrid_vectorize_error(&format!("remote client vectorize: {e}")))?;
+            let literal = vector_literal(&vector).map_err(|e| root.hybrid_vectorize_error(&e.to_string()))?;
+            fields.extend(hybrid.fields.iter().map(|(k, v)| format!("{k}: {}", v.render())));
+            fields.push(format!("vector: {literal}"));
+        }
+        HybridSource::SearchNearText { recipe, carry } => {
+            let vector = text_vector(field, recipe, None, inputs)
+                .map_err(|m| root.hybrid_vectorize_error(&m))?;
+            let literal = vector_literal(&vector).map_err(|e| root.hybrid_vectorize_error(&e.to_string()))?;
+            let mut near = vec![format!("vector: {literal}")];
+            near.extend(carry.iter().map(|(k, v)| format!("{k}: {}", v.render())));
+            let near_vector = format!("nearVector: {{{}}}", near.join(", "));
+            for (k, v) in &hybrid.fields {
+                if k == "searches" {
+                    fields.push(format!("searches: {}", searches_text(v, &near_vector)));
+                } else {
+                    fields.push(format!("{k}: {}", v.render()));
+                }
+            }
+        }
+    }
+    Ok(format!("hybrid: {{{}}}", fields.join(", ")))
+}
+
+/// `searches` with the first element's `nearText` replaced by `near_vector`.
+fn searches_text(searches: &Value, near_vector: &str) -> String {
+    let items: Vec<Value> = match searches {
+        Value::List(items) => items.clone(),
+        single => vec![single.clone()],
+    };
+    let rendered: Vec<String> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match (i, item) {
+            (0, Value::Object(fields)) => {
+                let inner: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| {
+                        if k == "nearText" {
+                            near_vector.to_string()
+                        } else {
+                            format!("{k}: {}", v.render())
+                        }
+                    })
+                    .collect();
+                format!("{{{}}}", inner.join(", "))
+            }
+            (_, other) => other.render(),
+        })
+        .collect();
+    format!("[{}]", rendered.join(", "))
+}
+
+/// The mean of the concepts' text vectors (spec §3.1); the first failing concept's error.
+fn concepts_mean(concepts: &[String], inputs: &Inputs) -> Result<Vec<f32>, String> {
+    let mut vectors = Vec::with_capacity(concepts.len());
+    for concept in concepts {
+        match inputs.texts.get(concept) {
+            Some(Ok(v)) => vectors.push(v.clone()),
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("inputs are not equal to vectors returned".to_string()),
+        }
+    }
+    let slices: Vec<&[f32]> = vectors.iter().map(|v| &v[..]).collect();
+    Ok(arithmetic::mean(&slices))
+}
+
+/// A nearText vector for one target: concepts mean, then moveTo, then moveAwayFrom, with the
+/// searcher's error wrapping (spec §3.2). Errors are the module's message, unwrapped by root.
+fn text_vector(
+    field: &FieldPlan,
+    recipe: &TextRecipe,
+    target: Option<&str>,
+    inputs: &Inputs,
+) -> Result<Vec<f32>, String> {
+    let mut vector = concepts_mean(&recipe.concepts, inputs)
+        .map_err(|e| format!("vectorize keywords: remote client vectorize: {e}"))?;
+    for movement in &recipe.moves {
+        let label = if movement.away {
+            "vectorize move away from"
+        } else {
+            "vectorize move to"
+        };
+        let mut parts: Vec<Vec<f32>> = Vec::new();
+        if !movement.concepts.is_empty() {
+            parts.push(concepts_mean(&movement.concepts, inputs).map_err(|e| {
+                format!("{label}: vectorize move to: remote client vectorize: {e}")
+            })?);
+        }
+        for object in &movement.objects {
+            let id = object.as_ref().map_err(|e| format!("{label}: {e}"))?;
+            parts.push(object_vector(field, id, target, inputs).map_err(|e| format!("{label}: {e}"))?);
+        }
+        let slices: Vec<&[f32]> = parts.iter().map(|v| &v[..]).collect();
+        let towards = arithmetic::mean(&slices);
+        vector = if movement.away {
+            arithmetic::move_away_from(&vector, &towards, movement.force)
+        } else {
+            arithmetic::move_to(&vector, &towards, movement.force)
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(vector)
+}
+
+/// A move object's vector for `target` (`classFindVector`, spec §3.2).
+fn object_vector(
+    field: &FieldPlan,
+    id: &str,
+    target: Option<&str>,
+    inputs: &Inputs,
+) -> Result<Vec<f32>, String> {
+    let stored = object_key(field, id)
+        .and_then(|key| inputs.objects.get(&key))
+        .ok_or_else(|| "vector not found".to_string())?
+        .as_ref()
+        .map_err(Clone::clone)?;
+    match target {
+        None => stored
+            .vector
+            .clone()
+            .ok_or_else(|| format!("nearObject search-object with id {id} has no vector")),
+        Some(t) => stored
+            .vectors
+            .get(t)
+            .cloned()
+            .ok_or_else(|| format!("vector not found for target: {t}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splices_skip_nested_ranges() {
+        let s = "0123456789";
+        let out = apply(s, vec![(2..4, "a".into()), (1..6, "B".into()), (8..9, String::new())]);
+        assert_eq!(out, "0B679");
+    }
+}

@@ -1,0 +1,149 @@
+//! Metrics (Prometheus text at `GET /metrics`), request ids and tracing.
+//!
+//! Metrics go through the `metrics` facade; the Prometheus recorder is the process-wide registry
+//! (the one global ARCHITECTURE.md allows). It is installed once per process, however many
+//! gateways a test process starts.
+//!
+//! Credentials are never logged: spans carry the method, the path (without the query) and the
+//! request id, never headers.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by route (the matched route template, `proxy` for pass-through) and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "clipgate_http_requests_total";
+/// Time from request to response headers, by route.
+pub const HTTP_REQUEST_DURATION: &str = "clipgate_http_request_duration_seconds";
+/// Time the upstream Weaviate took to answer with headers.
+pub const UPSTREAM_REQUEST_DURATION: &str = "clipgate_upstream_request_duration_seconds";
+/// Failed upstream requests, by kind (`upstream_unreachable`, `upstream_timeout`, …).
+pub const UPSTREAM_ERRORS_TOTAL: &str = "clipgate_upstream_errors_total";
+
+/// The header carrying the request id, generated when the client sent none, forwarded upstream
+/// and returned to the client.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Latency buckets (seconds) of every `*_duration_seconds` histogram: 50 µs to 60 s.
+const DURATION_BUCKETS: [f64; 18] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and describes the gateway's metrics.
+/// Returns `None` when another recorder was installed first (then `/metrics` says so).
+pub fn install_metrics() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".to_string()),
+                    &DURATION_BUCKETS,
+                )
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests answered by clipgate, by route and status"
+    );
+    metrics::describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time from request to response headers, by route"
+    );
+    metrics::describe_histogram!(
+        UPSTREAM_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time the upstream Weaviate took to answer with headers"
+    );
+    metrics::describe_counter!(
+        UPSTREAM_ERRORS_TOTAL,
+        "Upstream requests that failed, by kind"
+    );
+}
+
+/// `GET /metrics`: the Prometheus text exposition format.
+pub async fn metrics_handler() -> Response {
+    match install_metrics() {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                )],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed (another recorder owns this process)\n",
+        )
+            .into_response(),
+    }
+}
+
+pub(crate) fn record_upstream_duration(elapsed: Duration) {
+    metrics::histogram!(UPSTREAM_REQUEST_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn record_upstream_error(kind: &'static str) {
+    metrics::counter!(UPSTREAM_ERRORS_TOTAL, "kind" => kind).increment(1);
+}
+
+/// Middleware: counts every request by route and status and records its latency.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "proxy".to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route, "status" => status).increment(1);
+    response
+}
+
+/// The tracing span of one request: method, path and request id; never headers or the query
+/// (both may carry credentials).
+pub fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+/// Installs the log subscriber: level from `RUST_LOG` (default `info`). Safe to call twice.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

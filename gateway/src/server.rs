@@ -1,0 +1,241 @@
+//! The HTTP server: shared state, the router with its layers, start-up and graceful shutdown.
+//!
+//! Layers, outermost first: request id (set, traced, returned) → tracing span → HTTP metrics →
+//! request body limit → routes. Routes the gateway handles itself are listed in [`router`];
+//! everything else, including a handled path with another method, goes to the transparent proxy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::body::{Body, HttpBody};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::header;
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use vectorizer::Embedder;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::schema::SchemaCache;
+use crate::upstream::Upstream;
+use crate::{meta, observability, proxy};
+
+/// Everything a handler needs; cheap to clone (all shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub upstream: Upstream,
+    pub embedder: Arc<dyn Embedder>,
+    pub schema: SchemaCache,
+}
+
+impl AppState {
+    /// State for `config`, whose `weaviate_url` must be set (by the operator, or by [`run`] after
+    /// starting the in-process double), with an embedder built by the caller (tests share one
+    /// loaded model across gateways).
+    pub fn new(config: Config, embedder: Arc<dyn Embedder>) -> Result<Self, GatewayError> {
+        let url = config.weaviate_url.as_deref().ok_or_else(|| {
+            GatewayError::Internal("no upstream Weaviate URL configured".to_string())
+        })?;
+        let upstream = Upstream::new(
+            url,
+            config.upstream_timeout,
+            config.max_upstream_body_bytes(),
+        )?;
+        let schema = SchemaCache::new(config.schema_ttl);
+        Ok(Self {
+            config: Arc::new(config),
+            upstream,
+            embedder,
+            schema,
+        })
+    }
+}
+
+/// The gateway's router. Handlers that read a body must use [`read_body`] (axum's own body
+/// extractor limit is off; the limit is enforced here, answered in Weaviate's shape).
+pub fn router(state: AppState) -> Router {
+    observability::install_metrics();
+    let limit = state.config.max_body_bytes;
+    let handled: Router<AppState> = Router::new()
+        .route("/v1/meta", get(meta::get_meta))
+        .route("/metrics", get(observability::metrics_handler));
+    // ---- GraphQL (gateway/src/graphql/): add `/v1/graphql` and `/v1/graphql/batch` here, e.g.
+    //      `.merge(crate::graphql::routes())` with `routes() -> Router<AppState>`.
+    // ---- Schema and import (gateway/src/schema/, gateway/src/import/): add `/v1/schema*`,
+    //      `/v1/objects*` and `/v1/batch/objects` here the same way.
+    let handled = handled
+        .merge(crate::schema::rest::routes())
+        .merge(crate::import::routes());
+    // Methods a route does not handle reach the proxy (method_not_allowed_fallback below).
+    handled
+        .fallback(proxy::fallback)
+        .method_not_allowed_fallback(proxy::fallback)
+        .layer(middleware::from_fn_with_state(limit, limit_body))
+        .layer(middleware::from_fn(observability::track_http))
+        .layer(DefaultBodyLimit::disable())
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(observability::request_span))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+/// Starts clipgate with `config` and serves until SIGTERM or Ctrl-C; in-flight requests finish.
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    observability::install_metrics();
+    if config.weaviate_url.is_none() {
+        let url = start_double().await?;
+        tracing::info!(
+            upstream = %url,
+            "no --weaviate-url / WEAVIATE_URL given: started the in-memory Weaviate double in-process (data is not persisted)"
+        );
+        config.weaviate_url = Some(url);
+    }
+    let embedder = build_embedder(&config).await?;
+    let listen = config.listen;
+    let state = AppState::new(config, embedder)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        upstream = %state.upstream.base_url(),
+        "clipgate is serving"
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("clipgate stopped");
+    Ok(())
+}
+
+/// Serves `state` on an ephemeral loopback port (tests, embedding). The task runs until aborted.
+pub async fn spawn_with(state: AppState) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state);
+    let handle = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "gateway server stopped");
+        }
+    });
+    Ok((addr, handle))
+}
+
+/// Reads a whole request body (already bounded by the body-limit layer); an over-long body is
+/// answered with 413 in Weaviate's shape.
+pub async fn read_body(body: Body) -> Result<Bytes, GatewayError> {
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => Err(body_error(&error)),
+    }
+}
+
+/// The error a request body stream fails with once it passes `--max-body-bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than {limit} bytes")]
+pub struct BodyLimitExceeded {
+    pub limit: usize,
+}
+
+fn body_error(error: &(dyn std::error::Error + 'static)) -> GatewayError {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<BodyLimitExceeded>() {
+            return GatewayError::BodyTooLarge { limit: e.limit };
+        }
+        source = e.source();
+    }
+    GatewayError::rest(
+        http::StatusCode::BAD_REQUEST,
+        format!("cannot read the request body: {error}"),
+    )
+}
+
+/// Enforces `--max-body-bytes`: a declared `Content-Length` over it is refused at once (413,
+/// Weaviate's envelope); a body without a declared length is counted while it streams and fails
+/// with [`BodyLimitExceeded`] once over it. Bodies are never buffered here.
+async fn limit_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = declared {
+        if length > limit as u64 {
+            return GatewayError::BodyTooLarge { limit }.into_response();
+        }
+        // hyper stops the body at the declared length.
+        return next.run(request).await;
+    }
+    if request.body().size_hint().exact() == Some(0) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let mut seen = 0usize;
+    let counted = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(axum::BoxError::from)?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            return Err(axum::BoxError::from(BodyLimitExceeded { limit }));
+        }
+        Ok(chunk)
+    });
+    next.run(Request::from_parts(parts, Body::from_stream(counted)))
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C; axum then stops accepting and lets in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+}
+
+/// Starts the in-memory Weaviate double on an ephemeral loopback port; returns its base URL.
+async fn start_double() -> anyhow::Result<String> {
+    anyhow::bail!("the in-memory Weaviate double is not available yet: pass --weaviate-url")
+}
+
+/// The embedder `config` asks for: the local model or a remote container, behind the cache.
+pub async fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
+    let _ = config;
+    anyhow::bail!("the embedder is not available yet")
+}

@@ -1,0 +1,5 @@
+//! In-process inference with tract-onnx: cached plans per input shape and a batching runner
+//! thread (issue 2 item 4).
+
+pub mod plans;
+pub mod runner;

@@ -1,0 +1,224 @@
+//! The inference thread: owns the tract plans, takes jobs from a bounded channel, packs
+//! concurrent jobs into batches and answers each through a oneshot channel.
+//!
+//! As in text-embeddings-inference, model execution never runs on the async runtime: one
+//! dedicated OS thread runs the plans, and tract's matrix products fan out over its own rayon
+//! pool of `threads` workers (tract-linalg `multithread-mm`, perf-baseline.md finding 1). The
+//! channel is bounded: when it is full the caller gets [`EmbedError::Overloaded`] at once instead
+//! of an ever-growing queue (issue 7 back-pressure).
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use tokio::sync::oneshot;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+
+use super::plans::{TextTower, VisionTower};
+use crate::EmbedError;
+
+/// The result of one job: one vector per input item, or one error for the whole job.
+pub type JobResult = Result<Vec<Vec<f32>>, EmbedError>;
+
+/// Work for the model.
+pub enum Work {
+    /// Token id sequences (already truncated to the model's limit).
+    Texts(Vec<Vec<i64>>),
+    /// Preprocessed CHW image tensors.
+    Images(Vec<Vec<f32>>),
+}
+
+/// One request's worth of work and where to send the answer.
+pub struct Job {
+    pub work: Work,
+    pub reply: oneshot::Sender<JobResult>,
+}
+
+/// Settings of the runner thread.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Threads for tract's matrix products (1 = single-threaded executor).
+    pub threads: usize,
+    /// Maximum number of items (texts or images) in one model call.
+    pub max_batch: usize,
+    /// How long to wait for more concurrent jobs before running a batch (0: take only what is
+    /// already queued).
+    pub batch_wait: Duration,
+    /// Sequence-length buckets, ascending; the last is the model's maximum.
+    pub text_buckets: Vec<usize>,
+    pub pad_id: i64,
+    pub normalize_text: bool,
+    pub normalize_image: bool,
+}
+
+/// Sequence-length buckets up to `max_len`: short texts (typical queries) get tight buckets.
+pub fn default_buckets(max_len: usize) -> Vec<usize> {
+    let mut b: Vec<usize> = [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
+        .into_iter()
+        .filter(|&n| n < max_len)
+        .collect();
+    b.push(max_len);
+    b
+}
+
+fn bucket_for(buckets: &[usize], len: usize) -> usize {
+    buckets.iter().copied().find(|&b| b >= len).unwrap_or(len)
+}
+
+fn l2_normalize(v: &mut [f32]) {
+    // torch.nn.functional.normalize: v / max(||v||, eps).
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    for x in v {
+        *x /= norm;
+    }
+}
+
+fn items(job: &Job) -> usize {
+    match &job.work {
+        Work::Texts(t) => t.len(),
+        Work::Images(i) => i.len(),
+    }
+}
+
+/// Runs until every sender is dropped.
+pub fn run(rx: Receiver<Job>, mut text: Option<TextTower>, vision: VisionTower, cfg: RunnerConfig) {
+    let executor = if cfg.threads > 1 {
+        Executor::multithread_with_name(cfg.threads, "clipgate-tract")
+    } else {
+        Executor::SingleThread
+    };
+    multithread_tract_scope(executor, || {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            let mut n = items(&jobs[0]);
+            let deadline = Instant::now() + cfg.batch_wait;
+            while n < cfg.max_batch {
+                let next = if cfg.batch_wait.is_zero() {
+                    match rx.try_recv() {
+                        Ok(j) => Some(j),
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                    }
+                } else {
+                    match rx.recv_deadline(deadline) {
+                        Ok(j) => Some(j),
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+                    }
+                };
+                let Some(j) = next else { break };
+                n += items(&j);
+                jobs.push(j);
+            }
+            ::metrics::gauge!("clipgate_tract_queue_depth").set(rx.len() as f64);
+            let (texts, images): (Vec<Job>, Vec<Job>) =
+                jobs.into_iter().partition(|j| matches!(j.work, Work::Texts(_)));
+            if !texts.is_empty() {
+                run_texts(texts, text.as_mut(), &cfg);
+            }
+            if !images.is_empty() {
+                run_images(images, &vision, &cfg);
+            }
+        }
+    });
+}
+
+/// Per job: its item vectors as they are filled in, or the first error.
+struct Pending {
+    reply: oneshot::Sender<JobResult>,
+    out: Result<Vec<Option<Vec<f32>>>, EmbedError>,
+}
+
+fn finish(pending: Vec<Pending>, normalize: bool) {
+    for p in pending {
+        let res = p.out.and_then(|v| {
+            v.into_iter()
+                .map(|o| {
+                    o.map(|mut x| {
+                        if normalize {
+                            l2_normalize(&mut x);
+                        }
+                        x
+                    })
+                    .ok_or_else(|| EmbedError::Inference("missing output".to_string()))
+                })
+                .collect()
+        });
+        // The requester may have gone away (client disconnected): nothing to do then.
+        let _ = p.reply.send(res);
+    }
+}
+
+fn run_texts(jobs: Vec<Job>, tower: Option<&mut TextTower>, cfg: &RunnerConfig) {
+    let mut pending = Vec::with_capacity(jobs.len());
+    let mut seqs: Vec<(usize, usize, Vec<i64>)> = Vec::new();
+    for (ji, job) in jobs.into_iter().enumerate() {
+        if let Work::Texts(t) = job.work {
+            pending.push(Pending { reply: job.reply, out: Ok(vec![None; t.len()]) });
+            seqs.extend(t.into_iter().enumerate().map(|(ii, s)| (ji, ii, s)));
+        }
+    }
+    let Some(tower) = tower else {
+        for p in &mut pending {
+            p.out = Err(EmbedError::Model("this model has no text tower".to_string()));
+        }
+        return finish(pending, false);
+    };
+    // Group by length bucket so that padding stays small, then cut groups to max_batch.
+    seqs.sort_by_key(|s| s.2.len());
+    let mut start = 0;
+    while start < seqs.len() {
+        let bucket = bucket_for(&cfg.text_buckets, seqs[start].2.len());
+        let mut end = start;
+        while end < seqs.len() && end - start < cfg.max_batch && seqs[end].2.len() <= bucket {
+            end += 1;
+        }
+        let chunk = &seqs[start..end];
+        let ids: Vec<Vec<i64>> = chunk.iter().map(|s| s.2.clone()).collect();
+        let t0 = Instant::now();
+        let res = tower.run(&ids, bucket, cfg.pad_id);
+        ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "text").record(t0.elapsed().as_secs_f64());
+        ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "text").record(ids.len() as f64);
+        distribute(&mut pending, chunk.iter().map(|s| (s.0, s.1)), res);
+        start = end;
+    }
+    finish(pending, cfg.normalize_text);
+}
+
+fn run_images(jobs: Vec<Job>, tower: &VisionTower, cfg: &RunnerConfig) {
+    let mut pending = Vec::with_capacity(jobs.len());
+    let mut imgs: Vec<(usize, usize, Vec<f32>)> = Vec::new();
+    for (ji, job) in jobs.into_iter().enumerate() {
+        if let Work::Images(v) = job.work {
+            pending.push(Pending { reply: job.reply, out: Ok(vec![None; v.len()]) });
+            imgs.extend(v.into_iter().enumerate().map(|(ii, x)| (ji, ii, x)));
+        }
+    }
+    for chunk in imgs.chunks(cfg.max_batch.max(1)) {
+        let views: Vec<&[f32]> = chunk.iter().map(|s| s.2.as_slice()).collect();
+        let t0 = Instant::now();
+        let res = tower.run(&views);
+        ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "image").record(t0.elapsed().as_secs_f64());
+        ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "image").record(views.len() as f64);
+        distribute(&mut pending, chunk.iter().map(|s| (s.0, s.1)), res);
+    }
+    finish(pending, cfg.normalize_image);
+}
+
+fn distribute(
+    pending: &mut [Pending],
+    slots: impl Iterator<Item = (usize, usize)>,
+    res: Result<Vec<Vec<f32>>, EmbedError>,
+) {
+    match res {
+        Ok(rows) => {
+            for ((ji, ii), row) in slots.zip(rows) {
+                if let Ok(out) = &mut pending[ji].out {
+                    out[ii] = Some(row);
+                }
+            }
+        }
+        Err(e) => {
+            for (ji, _) in slots {
+                pending[ji].out = Err(e.clone());
+            }
+        }
+    }
+}
