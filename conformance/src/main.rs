@@ -17,6 +17,40 @@ struct Cli {
 enum Command {
     /// Serve an in-memory Weaviate double (an unmodified Weaviate without vectorizer modules).
     Double(DoubleArgs),
+    /// Run the conformance suite against a Weaviate-compatible URL; ends with `N passed, M failed`.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Base URL of the target: clipgate, or a Weaviate with the multi2vec-clip module.
+    #[arg(long, env = "CONFORMANCE_TARGET")]
+    target: String,
+    /// Directory of scenario files (`*.json`).
+    #[arg(long, default_value = "fixtures/conformance")]
+    cases: std::path::PathBuf,
+    /// Only run scenario files whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+}
+
+async fn run_suite(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
+    let summary = conformance::suite::run(&conformance::suite::RunOptions {
+        target: args.target,
+        cases: args.cases,
+        filter: args.filter,
+        timeout: std::time::Duration::from_secs(args.timeout_secs),
+    })
+    .await?;
+    println!("{}", summary.line());
+    Ok(if summary.failed() == 0 && summary.passed() > 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 #[derive(Debug, Args)]
@@ -40,7 +74,12 @@ fn parse_key(spec: &str, n: usize) -> ApiKey {
 }
 
 async fn run_double(args: DoubleArgs) -> anyhow::Result<()> {
-    let keys: Vec<ApiKey> = args.api_keys.iter().enumerate().map(|(i, k)| parse_key(k, i)).collect();
+    let keys: Vec<ApiKey> = args
+        .api_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| parse_key(k, i))
+        .collect();
     let double = Double::new().with_api_keys(keys);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "Weaviate double listening");
@@ -52,11 +91,16 @@ async fn run_double(args: DoubleArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     match Cli::parse().command {
-        Command::Double(args) => run_double(args).await,
+        Command::Double(args) => run_double(args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Run(args) => run_suite(args).await,
     }
 }

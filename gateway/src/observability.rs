@@ -47,9 +47,20 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
                     Matcher::Suffix("duration_seconds".to_string()),
                     &DURATION_BUCKETS,
                 )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(vectorizer::metrics::INFERENCE_SECONDS.to_string()),
+                    vectorizer::metrics::INFERENCE_SECONDS_BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(vectorizer::metrics::INFERENCE_BATCH_SIZE.to_string()),
+                    vectorizer::metrics::INFERENCE_BATCH_SIZE_BUCKETS,
+                )
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             describe();
+            vectorizer::metrics::describe();
             Some(handle)
         })
         .as_ref()

@@ -23,7 +23,9 @@ use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use vectorizer::Embedder;
+use vectorizer::{
+    CacheOptions, Cached, Embedder, ModelOptions, RemoteClip, RemoteOptions, TractClip,
+};
 
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -201,7 +203,7 @@ async fn limit_body(State(limit): State<usize>, request: Request, next: Next) ->
 }
 
 /// Resolves on SIGTERM or Ctrl-C; axum then stops accepting and lets in-flight requests finish.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");
@@ -229,13 +231,57 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received: finishing in-flight requests");
 }
 
-/// Starts the in-memory Weaviate double on an ephemeral loopback port; returns its base URL.
+/// Starts the in-memory Weaviate double on an ephemeral loopback port; returns its base URL. The
+/// double serves until the process ends.
 async fn start_double() -> anyhow::Result<String> {
-    anyhow::bail!("the in-memory Weaviate double is not available yet: pass --weaviate-url")
+    let (addr, _task) = conformance::double::spawn()
+        .await
+        .context("cannot start the in-memory Weaviate double")?;
+    Ok(format!("http://{addr}"))
 }
 
-/// The embedder `config` asks for: the local model or a remote container, behind the cache.
+/// How long clipgate waits at start-up for a remote inference container to be ready: Weaviate's
+/// module-init context (spec §7.3).
+const REMOTE_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The embedder `config` asks for: a remote container (`--inference-url`) or the local model,
+/// behind the embedding cache (`--cache-mb`).
 pub async fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
-    let _ = config;
-    anyhow::bail!("the embedder is not available yet")
+    let cache = |backend: &str| CacheOptions::from_mb(config.cache_mb, backend);
+    if let Some(url) = &config.inference_url {
+        let options = RemoteOptions {
+            timeout: config.inference_timeout,
+            ..RemoteOptions::default()
+        };
+        let remote = RemoteClip::new(url, options)?;
+        tracing::info!(inference_url = %remote.base_url(), "waiting for the inference container");
+        remote.wait_until_ready(REMOTE_READY_WAIT).await?;
+        let remote = remote.with_meta_fingerprint().await?;
+        return Ok(Arc::new(Cached::new(remote, cache("remote"))));
+    }
+    let model = load_model(model_options(config)).await?;
+    Ok(Arc::new(Cached::new(model, cache("tract"))))
+}
+
+/// The local model settings of `config`.
+pub fn model_options(config: &Config) -> ModelOptions {
+    ModelOptions {
+        model_dir: config.model_dir.clone(),
+        text_model_dir: config.text_model_dir.clone(),
+        normalize: config.normalize,
+        max_image_pixels: config.max_image_pixels,
+        threads: config.threads.unwrap_or(0),
+        ..ModelOptions::default()
+    }
+}
+
+/// Loads the local model off the async runtime (seconds for a full-size model).
+pub async fn load_model(options: ModelOptions) -> anyhow::Result<TractClip> {
+    let dir = options.model_dir.clone();
+    let model = tokio::task::spawn_blocking(move || TractClip::load(&options))
+        .await
+        .context("model loading task failed")?
+        .with_context(|| format!("cannot load the CLIP model from {}", dir.display()))?;
+    tracing::info!(model_dir = %dir.display(), fingerprint = %model.fingerprint(), "model loaded");
+    Ok(model)
 }

@@ -190,3 +190,21 @@ fn token_ids_match_the_reference_tokenizer() {
         assert!(got.len() <= 77);
     }
 }
+
+/// perf-baseline.md finding 3: texts run padded on the right to a length bucket. With CLIP's
+/// causal mask and EOS pooling this must not change the embedding.
+#[test]
+fn right_padding_to_a_bucket_does_not_change_text_embeddings() {
+    use vectorizer::tract::plans::TextTower;
+    let model = load(clip_options());
+    let mut tower = TextTower::load(&fixtures().join("model/onnx/text_model.onnx"), "text_embeds").expect("tower");
+    for text in ["a red circle", "", "a photo of a small green triangle on a white background"] {
+        let ids = model.tokenize(text).expect("ids");
+        let exact = tower.run(std::slice::from_ref(&ids), ids.len(), 49407).expect("exact").remove(0);
+        for len in [ids.len() + 1, 32, 77] {
+            let padded = tower.run(std::slice::from_ref(&ids), len, 49407).expect("padded").remove(0);
+            let d = exact.iter().zip(&padded).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(d < 1e-5, "{text:?} padded to {len}: max diff {d}");
+        }
+    }
+}

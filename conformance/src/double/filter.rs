@@ -181,7 +181,7 @@ fn compare(info: &PropInfo, stored: Option<&Value>, op: Operator, value: &Filter
 }
 
 fn numbers(stored: &Value) -> impl Iterator<Item = f64> + '_ {
-    let items: Box<dyn Iterator<Item = &Value>> = match stored {
+    let items: Box<dyn Iterator<Item = &Value> + '_> = match stored {
         Value::Array(items) => Box::new(items.iter()),
         single => Box::new(std::iter::once(single)),
     };

@@ -319,6 +319,7 @@ pub fn prepare_update(
     let old_mc = old.get("moduleConfig").and_then(Value::as_object).unwrap_or(&empty);
     let new_mc = new.get("moduleConfig").and_then(Value::as_object).unwrap_or(&empty);
     let mut modules: Vec<&String> = old_mc.keys().chain(new_mc.keys()).collect();
+    modules.sort();
     modules.dedup();
     for m in modules {
         if old_mc.get(m) != new_mc.get(m)

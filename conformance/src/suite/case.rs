@@ -152,24 +152,24 @@ pub struct LoadedScenario {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read cases directory {dir}: {source}")]
+    #[error("cannot read cases directory {}: {source}", dir.display())]
     Dir {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {}: {source}", file.display())]
     Read {
         file: PathBuf,
         source: std::io::Error,
     },
-    #[error("{file} is not a valid scenario: {source}")]
+    #[error("{} is not a valid scenario: {source}", file.display())]
     Parse {
         file: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{file}: step {step:?} needs exactly one of \"graphql\" or \"request\"")]
+    #[error("{}: step {step:?} needs exactly one of \"graphql\" or \"request\"", file.display())]
     StepKind { file: PathBuf, step: String },
-    #[error("no *.json cases in {0}")]
+    #[error("no *.json cases in {}", .0.display())]
     Empty(PathBuf),
 }
 

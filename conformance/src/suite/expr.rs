@@ -19,7 +19,7 @@ const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c69_7067_6174_6500_0000_0000_636f_
 pub enum ExprError {
     #[error("unknown variable {0:?} (not captured by an earlier step)")]
     UnknownVar(String),
-    #[error("cannot read image {path}: {source}")]
+    #[error("cannot read image {}: {source}", path.display())]
     Image {
         path: PathBuf,
         source: std::io::Error,
@@ -87,7 +87,10 @@ impl Context {
         let candidates: Vec<PathBuf> = std::iter::once(PathBuf::from(path))
             .chain(self.roots.iter().map(|r| r.join(path)))
             .collect();
-        let found = candidates.iter().find(|p| p.is_file()).unwrap_or(&candidates[0]);
+        let found = candidates
+            .iter()
+            .find(|p| p.is_file())
+            .unwrap_or(&candidates[0]);
         let bytes = std::fs::read(found).map_err(|source| ExprError::Image {
             path: found.clone(),
             source,
@@ -254,11 +257,7 @@ impl Context {
                     return Err(operand(op, "expects two vectors"));
                 };
                 let d = cosine_distance(a, b);
-                let out = if op == "$certainty" {
-                    1.0 - d / 2.0
-                } else {
-                    d
-                };
+                let out = if op == "$certainty" { 1.0 - d / 2.0 } else { d };
                 Ok(number(out as f64))
             }
             "$any" => Ok(any_matcher()),
@@ -315,7 +314,11 @@ fn to_f32s(op: &'static str, v: &Value) -> Result<Vec<f32>, ExprError> {
 /// Weaviate's `CombineVectorsWithWeights` (spec §3.1, §5.3): weights normalised by `1/Σw`,
 /// per-dimension sum in vector order, then divided by the number of vectors. f32 throughout,
 /// with separate multiply and add as on amd64 (§10.3).
-fn combine(op: &'static str, vs: &[Vec<f32>], weights: Option<&[f32]>) -> Result<Vec<f32>, ExprError> {
+fn combine(
+    op: &'static str,
+    vs: &[Vec<f32>],
+    weights: Option<&[f32]>,
+) -> Result<Vec<f32>, ExprError> {
     let dim = vs.first().map_or(0, Vec::len);
     if vs.iter().any(|v| v.len() != dim) {
         return Err(operand(op, "vector lengths differ"));
@@ -380,13 +383,20 @@ fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
     (1.0 - dot / (na.sqrt() * nb.sqrt())) as f32
 }
 
-/// Follows a dotted path (`data.Get.C.0._additional.id`) into a JSON value.
+/// Follows a dotted path (`data.Get.C.0._additional.id`) into a JSON value. On a list, a segment
+/// `key=value` selects the first element whose string field `key` is `value`
+/// (`classes.class=CfSchema.vectorizer`).
 pub fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     if path.is_empty() {
         return Some(v);
     }
     path.split('.').try_fold(v, |cur, seg| match cur {
-        Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        Value::Array(items) => match seg.split_once('=') {
+            Some((key, want)) => items
+                .iter()
+                .find(|i| i.get(key).and_then(Value::as_str) == Some(want)),
+            None => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        },
         Value::Object(map) => map.get(seg),
         _ => None,
     })
@@ -407,10 +417,17 @@ fn matches_at(pattern: &Value, actual: &Value, tol: f64, here: &str) -> Result<(
                     "$any" => return Ok(()),
                     "$anyOf" => {
                         let alts = arg.as_array().cloned().unwrap_or_default();
-                        return if alts.iter().any(|a| matches_at(a, actual, tol, here).is_ok()) {
+                        return if alts
+                            .iter()
+                            .any(|a| matches_at(a, actual, tol, here).is_ok())
+                        {
                             Ok(())
                         } else {
-                            Err(format!("at {loc}: {} matches none of {}", short(actual), short(arg)))
+                            Err(format!(
+                                "at {loc}: {} matches none of {}",
+                                short(actual),
+                                short(arg)
+                            ))
                         };
                     }
                     "$startsWith" => {
@@ -430,7 +447,10 @@ fn matches_at(pattern: &Value, actual: &Value, tol: f64, here: &str) -> Result<(
     }
     match (pattern, actual) {
         (Value::Number(p), Value::Number(a)) => {
-            let (p, a) = (p.as_f64().unwrap_or(f64::NAN), a.as_f64().unwrap_or(f64::NAN));
+            let (p, a) = (
+                p.as_f64().unwrap_or(f64::NAN),
+                a.as_f64().unwrap_or(f64::NAN),
+            );
             if (p - a).abs() <= tol || p == a {
                 Ok(())
             } else {
@@ -517,7 +537,10 @@ mod tests {
             cx.render("x {{id:red-circle}} y").unwrap(),
             format!("x {} y", named_id("red-circle"))
         );
-        assert_eq!(display_id(&named_id("red-circle"), &cx.names), "@red-circle");
+        assert_eq!(
+            display_id(&named_id("red-circle"), &cx.names),
+            "@red-circle"
+        );
         // Not a name reference: kept verbatim.
         assert_eq!(cx.resolve(&json!("@ no")).unwrap(), json!("@ no"));
     }
@@ -534,7 +557,10 @@ mod tests {
     #[test]
     fn moves_follow_spec_formulas() {
         assert_eq!(move_to(&[1.0, 0.0], &[0.0, 1.0], 1.0), vec![0.5, 0.5]);
-        assert_eq!(move_away_from(&[1.0, 0.0], &[0.0, 1.0], 1.0), vec![1.5, -0.5]);
+        assert_eq!(
+            move_away_from(&[1.0, 0.0], &[0.0, 1.0], 1.0),
+            vec![1.5, -0.5]
+        );
     }
 
     #[test]
@@ -543,17 +569,32 @@ mod tests {
         let p = cx
             .resolve(&json!({"a": {"$any": true}, "b": {"$anyOf": ["x", "y"]}, "c": {"$startsWith": "ab"}, "d": 1.0}))
             .unwrap();
-        assert!(matches(&p, &json!({"a": [1], "b": "y", "c": "abc", "d": 1.0000001}), 1e-5).is_ok());
+        assert!(matches(
+            &p,
+            &json!({"a": [1], "b": "y", "c": "abc", "d": 1.0000001}),
+            1e-5
+        )
+        .is_ok());
         assert!(matches(&p, &json!({"a": [1], "b": "z", "c": "abc", "d": 1.0}), 0.0).is_err());
         assert!(matches(&p, &json!({"b": "x", "c": "abc", "d": 1.0}), 0.0).is_err());
-        assert!(matches(&p, &json!({"a": 1, "b": "x", "c": "abc", "d": 1.0, "e": 2}), 0.0).is_err());
+        assert!(matches(
+            &p,
+            &json!({"a": 1, "b": "x", "c": "abc", "d": 1.0, "e": 2}),
+            0.0
+        )
+        .is_err());
     }
 
     #[test]
     fn paths() {
         let v = json!({"data": {"Get": {"C": [{"_additional": {"id": "x"}}]}}});
-        assert_eq!(at_path(&v, "data.Get.C.0._additional.id"), Some(&json!("x")));
+        assert_eq!(
+            at_path(&v, "data.Get.C.0._additional.id"),
+            Some(&json!("x"))
+        );
         assert_eq!(at_path(&v, "data.Get.C.1"), None);
+        let s = json!({"classes": [{"class": "A", "v": 1}, {"class": "B", "v": 2}]});
+        assert_eq!(at_path(&s, "classes.class=B.v"), Some(&json!(2)));
     }
 
     #[test]

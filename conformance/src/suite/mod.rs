@@ -315,11 +315,16 @@ fn check(expect: &Expect, is_graphql: bool, a: &Answer, cx: &mut Context) -> Res
         && expect.no_errors != Some(false)
         && errors.is_some_and(|e| e.as_array().is_none_or(|l| !l.is_empty()))
     {
-        problems.push(format!("unexpected GraphQL errors: {}", short(&a.body["errors"])));
+        problems.push(format!(
+            "unexpected GraphQL errors: {}",
+            short(&a.body["errors"])
+        ));
     }
     if let Some(p) = &expect.error_path {
         let p = cx.resolve(p).map_err(|e| e.to_string())?;
-        let got = first_error.and_then(|e| e.get("path")).unwrap_or(&Value::Null);
+        let got = first_error
+            .and_then(|e| e.get("path"))
+            .unwrap_or(&Value::Null);
         if let Err(e) = matches(&p, got, 0.0) {
             problems.push(format!("error path: {e}"));
         }
@@ -443,7 +448,7 @@ fn check_ids(expect: &Expect, body: &Value, cx: &mut Context) -> Result<(), Stri
     Err(format!(
         "ids{}: expected {}\n  got {}",
         if prefix { " (first)" } else { "" },
-        show(&want),
-        show(&got)
+        show(want.as_slice()),
+        show(got.as_slice())
     ))
 }

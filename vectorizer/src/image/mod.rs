@@ -185,7 +185,7 @@ pub fn center_crop(img: &Rgb8, crop_h: usize, crop_w: usize) -> Rgb8 {
 
 /// Resize + center crop of a decoded RGB image, still 8-bit: what transformers' processor holds
 /// before `rescale` (fixtures/reference/preprocessed/ stores exactly this for the fixtures).
-pub fn resize_and_crop(img: &Rgb8, cfg: &ImageConfig) -> std::borrow::Cow<'_, Rgb8> {
+pub fn resize_and_crop<'a>(img: &'a Rgb8, cfg: &ImageConfig) -> std::borrow::Cow<'a, Rgb8> {
     let mut img = std::borrow::Cow::Borrowed(img);
     if cfg.do_resize {
         let (w, h) = match cfg.size {

@@ -66,7 +66,7 @@ fn load_onnx(path: &Path, output: &str) -> Result<InferenceModel, EmbedError> {
         .ok_or_else(|| {
             model_err(path, format!("expected an output named \"{output}\", the model has {outputs:?}"))
         })?;
-    model.set_output_outlets(&[OutletId::new(node, 0)]).map_err(|e| model_err(path, e))?;
+    model.select_output_outlets(&[OutletId::new(node, 0)]).map_err(|e| model_err(path, e))?;
     Ok(model)
 }
 
@@ -200,7 +200,7 @@ impl VisionTower {
 }
 
 fn rows_of(v: &TValue, b: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-    let view = v.to_array_view::<f32>().map_err(infer_err)?;
+    let view = v.to_plain_array_view::<f32>().map_err(infer_err)?;
     let shape = view.shape().to_vec();
     if shape.len() != 2 || shape[0] != b {
         return Err(EmbedError::Inference(format!("model output has shape {shape:?}, expected [{b}, dim]")));

@@ -30,7 +30,7 @@ pub fn run<'q>(
 ) -> (Map<String, Value>, Vec<GqlError>) {
     let mut data = Map::new();
     let mut errors = Vec::new();
-    for field in root {
+    for &field in root {
         let k = key(field);
         match field.name.as_str() {
             "__typename" => {
@@ -158,9 +158,11 @@ fn get_class<'q>(
     let explicit_limit = non_negative(&args, "limit");
 
     let selection = ctx.fields(&field.selection_set);
-    let wants_certainty = selection.iter().filter(|f| f.name == "_additional").any(|a| {
-        ctx.fields(&a.selection_set).iter().any(|f| f.name == "certainty")
-    });
+    let wants_certainty = selection
+        .iter()
+        .copied()
+        .filter(|f| f.name == "_additional")
+        .any(|a| ctx.fields(&a.selection_set).iter().any(|f| f.name == "certainty"));
     let vector = match (near_vector, near_object) {
         (Some(_), Some(_)) => {
             return Err("explorer: get class: vectorize params: found both 'nearVector' and 'nearObject' parameters which are conflicting, choose one instead".into())
@@ -245,7 +247,7 @@ fn render_object<'q>(
 ) -> Value {
     let o = &hit.object;
     let mut out = Map::new();
-    for f in selection {
+    for &f in selection {
         let value = match f.name.as_str() {
             "__typename" => json!(info.name),
             "_additional" => {

@@ -192,7 +192,7 @@ impl<'q> Validator<'_, 'q> {
         }
     }
 
-    fn class_fields(&mut self, parent: &GField<'q>, type_name: &str, aggregate: bool) {
+    fn class_fields(&mut self, parent: &'q GField<'q>, type_name: &str, aggregate: bool) {
         let names: Vec<&str> = self.classes.iter().map(|c| c.name.as_str()).collect();
         for field in self.ctx.fields(&parent.selection_set) {
             if field.name == "__typename" {
@@ -232,7 +232,7 @@ impl<'q> Validator<'_, 'q> {
         }
     }
 
-    fn leaf_fields(&mut self, parent: &GField<'q>, type_name: &str, known: &[&str]) {
+    fn leaf_fields(&mut self, parent: &'q GField<'q>, type_name: &str, known: &[&str]) {
         for sub in self.ctx.fields(&parent.selection_set) {
             if !known.contains(&sub.name.as_str()) {
                 self.unknown_field(sub, &sub.name, type_name, known);
