@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value};
+use vectorizer::EmbedError;
 
 use crate::schema::MODULE;
 use crate::server::AppState;
@@ -27,8 +28,7 @@ pub async fn get_meta(State(state): State<AppState>, request: Request) -> Respon
         Ok(answer) => answer,
         Err(error) => return error.into_response(),
     };
-    let module_meta = module_meta
-        .unwrap_or_else(|e| serde_json::json!({ "error": format!("send GET meta request: {e}") }));
+    let module_meta = module_meta.unwrap_or_else(|e| serde_json::json!({ "error": meta_error(&e) }));
     match merge(status, &body, module_meta) {
         Some(merged) => (
             StatusCode::OK,
@@ -43,6 +43,15 @@ pub async fn get_meta(State(state): State<AppState>, request: Request) -> Respon
             body,
         )
             .into_response(),
+    }
+}
+
+/// Weaviate's text for a failed meta lookup (spec §7.3): the remote client already words it as
+/// the Go client does; any other failure gets the Go client's prefix.
+fn meta_error(error: &EmbedError) -> String {
+    match error {
+        EmbedError::RemoteProbe(message) => message.clone(),
+        other => format!("send GET meta request: {other}"),
     }
 }
 
