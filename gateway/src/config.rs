@@ -170,7 +170,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" | "min" | "mins" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("invalid duration unit {other:?} in {text:?}: use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
@@ -218,9 +222,15 @@ mod tests {
         .expect("valid flags");
         let c = cli.config;
         assert_eq!(c.listen.port(), 9999);
-        assert_eq!(c.weaviate_url.as_deref(), Some("http://localhost:8081/prefix"));
+        assert_eq!(
+            c.weaviate_url.as_deref(),
+            Some("http://localhost:8081/prefix")
+        );
         assert_eq!(c.upstream_timeout, Duration::from_millis(250));
-        assert_eq!(c.allowed_inference_urls, vec!["http://a:8080", "http://b:8080"]);
+        assert_eq!(
+            c.allowed_inference_urls,
+            vec!["http://a:8080", "http://b:8080"]
+        );
         assert_eq!(c.normalize, Some(false));
     }
 }

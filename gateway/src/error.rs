@@ -15,7 +15,10 @@ pub enum GatewayError {
     UpstreamUnreachable(String),
     /// The upstream Weaviate did not answer within `--upstream-timeout`. 504.
     #[error("upstream Weaviate at {url} did not answer within {timeout:?}")]
-    UpstreamTimeout { url: String, timeout: std::time::Duration },
+    UpstreamTimeout {
+        url: String,
+        timeout: std::time::Duration,
+    },
     /// The upstream answered something the gateway needed to read and could not (e.g. a schema
     /// that is not JSON). 502.
     #[error("upstream Weaviate answered an unexpected response: {0}")]

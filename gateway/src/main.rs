@@ -128,10 +128,8 @@ async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         images.push(base64::engine::general_purpose::STANDARD.encode(bytes));
     }
     let model = server::load_model(args.model.options()).await?;
-    let (texts, image_vectors) = tokio::join!(
-        model.embed_texts(&args.texts),
-        model.embed_images(&images)
-    );
+    let (texts, image_vectors) =
+        tokio::join!(model.embed_texts(&args.texts), model.embed_images(&images));
     let mut text_vectors = Vec::with_capacity(texts.len());
     for (result, text) in texts.into_iter().zip(&args.texts) {
         text_vectors.push(result.with_context(|| format!("text {text:?}"))?);
@@ -152,8 +150,10 @@ async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
 async fn inference(args: InferenceArgs) -> anyhow::Result<()> {
     observability::install_metrics();
     let model = server::load_model(args.model.options()).await?;
-    let embedder: Arc<dyn Embedder> =
-        Arc::new(Cached::new(model, CacheOptions::from_mb(args.cache_mb, "tract")));
+    let embedder: Arc<dyn Embedder> = Arc::new(Cached::new(
+        model,
+        CacheOptions::from_mb(args.cache_mb, "tract"),
+    ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

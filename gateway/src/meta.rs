@@ -28,18 +28,25 @@ pub async fn get_meta(State(state): State<AppState>, request: Request) -> Respon
         Ok(answer) => answer,
         Err(error) => return error.into_response(),
     };
-    let module_meta = module_meta.unwrap_or_else(|e| serde_json::json!({ "error": meta_error(&e) }));
+    let module_meta =
+        module_meta.unwrap_or_else(|e| serde_json::json!({ "error": meta_error(&e) }));
     match merge(status, &body, module_meta) {
         Some(merged) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             merged,
         )
             .into_response(),
         // An error or a body that is not a JSON object: passed on as the upstream gave it.
         None => (
             status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response(),
@@ -86,7 +93,10 @@ mod tests {
         assert_eq!(v["modules"][MODULE]["m"], 2);
         assert_eq!(v["version"], "1.39.0");
         let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
-        assert_eq!(keys, ["hostname", "modules", "version", "grpcMaxMessageSize"]);
+        assert_eq!(
+            keys,
+            ["hostname", "modules", "version", "grpcMaxMessageSize"]
+        );
     }
 
     #[test]

@@ -109,7 +109,11 @@ impl Upstream {
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
-        let mut builder = self.inner.client.request(parts.method, url).headers(headers);
+        let mut builder = self
+            .inner
+            .client
+            .request(parts.method, url)
+            .headers(headers);
         // A body that is known to be empty is not sent at all: streaming it would turn a plain
         // GET into a chunked request.
         if body.size_hint().exact() != Some(0) {
@@ -348,7 +352,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_dropped() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, X-Secret-Hop"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, X-Secret-Hop"),
+        );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));
@@ -362,9 +369,16 @@ mod tests {
 
     #[test]
     fn urls_keep_the_base_prefix() {
-        let u = Upstream::new("http://user:pw@localhost:8081/prefix/", Duration::from_secs(1), 10)
-            .expect("valid");
-        assert_eq!(u.url("/v1/meta?x=1"), "http://user:pw@localhost:8081/prefix/v1/meta?x=1");
+        let u = Upstream::new(
+            "http://user:pw@localhost:8081/prefix/",
+            Duration::from_secs(1),
+            10,
+        )
+        .expect("valid");
+        assert_eq!(
+            u.url("/v1/meta?x=1"),
+            "http://user:pw@localhost:8081/prefix/v1/meta?x=1"
+        );
         assert_eq!(u.base_url(), "http://localhost:8081/prefix");
         assert!(Upstream::new("ftp://x", Duration::from_secs(1), 10).is_err());
         assert!(Upstream::new("not a url", Duration::from_secs(1), 10).is_err());

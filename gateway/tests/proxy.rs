@@ -30,11 +30,18 @@ struct Steps {
 /// Answers with what it received: method, path and query, headers, body length.
 async fn echo(request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let report = json!({
         "method": parts.method.as_str(),
@@ -170,12 +177,18 @@ async fn method_path_query_headers_and_body_reach_upstream() {
         );
         assert_eq!(header(&report, "authorization"), ["Bearer secret-key"]);
         assert_eq!(header(&report, "x-api-key"), ["key-2"]);
-        assert_eq!(header(&report, "x-weaviate-cluster-url"), ["https://cluster"]);
+        assert_eq!(
+            header(&report, "x-weaviate-cluster-url"),
+            ["https://cluster"]
+        );
         assert_eq!(header(&report, "x-openai-api-key"), ["sk-1"]);
         assert_eq!(header(&report, "x-request-id"), ["req-123"]);
         assert!(header(&report, "x-hop-header").is_empty(), "{report}");
         assert!(header(&report, "te").is_empty(), "{report}");
-        assert_eq!(header(&report, "host"), [upstream.trim_start_matches("http://")]);
+        assert_eq!(
+            header(&report, "host"),
+            [upstream.trim_start_matches("http://")]
+        );
         if method != "GET" {
             assert_eq!(report["body"], "{\"a\":1}");
         }
@@ -186,7 +199,12 @@ async fn method_path_query_headers_and_body_reach_upstream() {
 async fn request_id_is_generated_when_absent() {
     let upstream = start_upstream(Steps::default()).await;
     let env = common::start_gateway(&upstream, Config::default()).await;
-    let response = env.client.get(env.url("/v1/x")).send().await.expect("request");
+    let response = env
+        .client
+        .get(env.url("/v1/x"))
+        .send()
+        .await
+        .expect("request");
     let id = response
         .headers()
         .get("x-request-id")
@@ -202,7 +220,12 @@ async fn request_id_is_generated_when_absent() {
 async fn status_headers_and_body_come_back_unchanged() {
     let upstream = start_upstream(Steps::default()).await;
     let env = common::start_gateway(&upstream, Config::default()).await;
-    let response = env.client.get(env.url("/teapot")).send().await.expect("request");
+    let response = env
+        .client
+        .get(env.url("/teapot"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
     assert_eq!(response.headers()["x-upstream"], "yes");
     assert!(response.headers().get("x-resp-hop").is_none());
@@ -214,7 +237,12 @@ async fn status_headers_and_body_come_back_unchanged() {
         response.bytes().await.expect("body").as_ref(),
         &[0u8, 159, 146, 150, 255]
     );
-    let head = env.client.head(env.url("/teapot")).send().await.expect("HEAD");
+    let head = env
+        .client
+        .head(env.url("/teapot"))
+        .send()
+        .await
+        .expect("HEAD");
     assert_eq!(head.status(), StatusCode::IM_A_TEAPOT);
 }
 
@@ -312,7 +340,12 @@ async fn upstream_down_is_502_in_weaviate_shape() {
     let dead = common::base(listener.local_addr().expect("addr"));
     drop(listener);
     let env = common::start_gateway(&dead, Config::default()).await;
-    let response = env.client.get(env.url("/v1/schema")).send().await.expect("request");
+    let response = env
+        .client
+        .get(env.url("/v1/schema"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let body: Value = response.json().await.expect("json");
     let message = body["error"][0]["message"].as_str().expect("message");
@@ -331,7 +364,12 @@ async fn slow_upstream_is_504_after_the_timeout() {
         ..Config::default()
     };
     let env = common::start_gateway(&upstream, config).await;
-    let response = env.client.get(env.url("/slow")).send().await.expect("request");
+    let response = env
+        .client
+        .get(env.url("/slow"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     let body: Value = response.json().await.expect("json");
     assert_eq!(

@@ -29,7 +29,12 @@ async fn meta_adds_the_module_and_keeps_the_rest() {
         .json()
         .await
         .expect("json");
-    let response = env.client.get(env.url("/v1/meta")).send().await.expect("meta");
+    let response = env
+        .client
+        .get(env.url("/v1/meta"))
+        .send()
+        .await
+        .expect("meta");
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let merged: Value = response.json().await.expect("json");
@@ -74,7 +79,11 @@ async fn meta_reports_an_unreachable_container_like_weaviate() {
 #[tokio::test]
 async fn metrics_are_exposed_in_prometheus_text() {
     let env = common::start().await;
-    env.client.get(env.url("/v1/meta")).send().await.expect("meta");
+    env.client
+        .get(env.url("/v1/meta"))
+        .send()
+        .await
+        .expect("meta");
     env.client
         .get(env.url("/v1/.well-known/ready"))
         .send()
@@ -84,10 +93,20 @@ async fn metrics_are_exposed_in_prometheus_text() {
     let dead = common::base(listener.local_addr().expect("addr"));
     drop(listener);
     let down = common::start_gateway(&dead, Config::default()).await;
-    let failed = down.client.get(down.url("/v1/schema")).send().await.expect("502");
+    let failed = down
+        .client
+        .get(down.url("/v1/schema"))
+        .send()
+        .await
+        .expect("502");
     assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
 
-    let response = env.client.get(env.url("/metrics")).send().await.expect("metrics");
+    let response = env
+        .client
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"]
         .to_str()
@@ -197,7 +216,12 @@ async fn schema_view_tracks_the_double_and_refreshes_on_ttl() {
         .send()
         .await
         .expect("create");
-    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap_or_default());
+    assert_eq!(
+        created.status(),
+        200,
+        "{}",
+        created.text().await.unwrap_or_default()
+    );
     let view = env
         .state
         .schema
@@ -207,7 +231,11 @@ async fn schema_view_tracks_the_double_and_refreshes_on_ttl() {
     let photo = view.class("Photo").expect("class");
     assert!(photo.is_clip_managed());
     assert_eq!(
-        photo.clip_target(None).expect("legacy").settings.image_fields,
+        photo
+            .clip_target(None)
+            .expect("legacy")
+            .settings
+            .image_fields,
         ["image"]
     );
 }
@@ -261,7 +289,8 @@ async fn unhandled_methods_and_paths_go_to_the_upstream() {
 #[tokio::test]
 async fn errors_use_weaviates_rest_envelope() {
     use axum::response::IntoResponse;
-    let response = GatewayError::rest(StatusCode::UNPROCESSABLE_ENTITY, "bad thing").into_response();
+    let response =
+        GatewayError::rest(StatusCode::UNPROCESSABLE_ENTITY, "bad thing").into_response();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await

@@ -123,7 +123,7 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Response
     // 2. Embed all inputs of the batch together.
     let all_plans = entries.iter().flat_map(|e| match e {
         Entry::Planned { plans, .. } => plans.as_slice(),
-        _ => &[],
+        Entry::Raw(_) | Entry::Failed { .. } => <&[TargetPlan]>::default(),
     });
     let embedded = embed::embed(state.embedder.as_ref(), all_plans).await;
 
