@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
     // ---- Schema and import (gateway/src/schema/, gateway/src/import/): add `/v1/schema*`,
     //      `/v1/objects*` and `/v1/batch/objects` here the same way.
     let handled = handled
+        .merge(crate::graphql::routes())
         .merge(crate::schema::rest::routes())
         .merge(crate::import::routes());
     // Methods a route does not handle reach the proxy (method_not_allowed_fallback below).

@@ -223,7 +223,7 @@ impl RemoteClip {
                 .collect()
                 .await
             }
-            Err(e) => vec![e; inputs.len()],
+            Err(e) => vec![Err(e); inputs.len()],
         }
     }
 
