@@ -14,10 +14,26 @@ const E: &str = "00000000-0000-0000-0000-00000000000e";
 
 fn data() -> Vec<(&'static str, Value, Option<[f64; 3]>)> {
     vec![
-        (A, json!({"name": "red circle", "size": 3, "weight": 1.5, "round": true}), Some([1.0, 0.0, 0.0])),
-        (B, json!({"name": "blue circle", "size": 5, "weight": 2.5, "round": true}), Some([0.9, 0.1, 0.0])),
-        (C, json!({"name": "red square", "size": 2, "weight": 0.5, "round": false}), Some([0.0, 1.0, 0.0])),
-        (D, json!({"name": "green triangle", "size": 7, "weight": 3.0, "round": false}), Some([-1.0, 0.0, 0.0])),
+        (
+            A,
+            json!({"name": "red circle", "size": 3, "weight": 1.5, "round": true}),
+            Some([1.0, 0.0, 0.0]),
+        ),
+        (
+            B,
+            json!({"name": "blue circle", "size": 5, "weight": 2.5, "round": true}),
+            Some([0.9, 0.1, 0.0]),
+        ),
+        (
+            C,
+            json!({"name": "red square", "size": 2, "weight": 0.5, "round": false}),
+            Some([0.0, 1.0, 0.0]),
+        ),
+        (
+            D,
+            json!({"name": "green triangle", "size": 7, "weight": 3.0, "round": false}),
+            Some([-1.0, 0.0, 0.0]),
+        ),
         (E, json!({"name": "empty thing", "size": 1}), None),
     ]
 }
@@ -27,7 +43,7 @@ async fn shapes() -> Client {
     c.class(json!({"class": "Shape", "properties": [
         {"name": "name", "dataType": ["text"]}, {"name": "size", "dataType": ["int"]},
         {"name": "weight", "dataType": ["number"]}, {"name": "round", "dataType": ["boolean"]}]}))
-    .await;
+        .await;
     for (id, props, vector) in data() {
         let mut obj = json!({"class": "Shape", "id": id, "properties": props});
         if let Some(v) = vector {
@@ -56,7 +72,13 @@ async fn near_vector_orders_by_exact_cosine_distance() {
         .filter_map(|(id, _, v)| v.map(|v| (cosine_distance(&q, &v), id)))
         .collect();
     expected.sort_by(|a, b| a.0.total_cmp(&b.0));
-    assert_eq!(ids(&results), expected.iter().map(|(_, id)| id.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&results),
+        expected
+            .iter()
+            .map(|(_, id)| id.to_string())
+            .collect::<Vec<_>>()
+    );
     for (r, (d, _)) in results.as_array().unwrap().iter().zip(&expected) {
         let distance = r["_additional"]["distance"].as_f64().unwrap();
         let certainty = r["_additional"]["certainty"].as_f64().unwrap();
@@ -79,7 +101,10 @@ async fn certainty_and_distance_thresholds() {
     let body = c
         .gql("{ Get { Shape(nearVector: {vector: [1, 0, 0], certainty: 0.9, distance: 0.2}) { name } } }")
         .await;
-    assert_eq!(body["errors"][0]["message"], "failed to extract nearVector params: cannot provide distance and certainty");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "failed to extract nearVector params: cannot provide distance and certainty"
+    );
     assert_eq!(body["data"], json!({"Get": {"Shape": null}}));
     assert_eq!(body["errors"][0]["path"], json!(["Get", "Shape"]));
 }
@@ -90,19 +115,50 @@ async fn where_filters() {
     let run = |w: &'static str| {
         let c = &c;
         async move {
-            let body = c.gql(&format!("{{ Get {{ Shape(where: {w}) {{ _additional {{ id }} }} }} }}")).await;
+            let body = c
+                .gql(&format!(
+                    "{{ Get {{ Shape(where: {w}) {{ _additional {{ id }} }} }} }}"
+                ))
+                .await;
             ids(&get(&body, "Shape"))
         }
     };
-    assert_eq!(run(r#"{path: ["name"], operator: Equal, valueText: "circle"}"#).await, [A, B]);
-    assert_eq!(run(r#"{path: ["name"], operator: NotEqual, valueText: "circle"}"#).await, [C, D, E]);
-    assert_eq!(run(r#"{path: ["name"], operator: Like, valueText: "sq*"}"#).await, [C]);
-    assert_eq!(run(r#"{path: ["name"], operator: Like, valueText: "?ed"}"#).await, [A, C]);
-    assert_eq!(run(r#"{path: ["size"], operator: GreaterThan, valueInt: 3}"#).await, [B, D]);
-    assert_eq!(run(r#"{path: ["size"], operator: GreaterThanEqual, valueInt: 3}"#).await, [A, B, D]);
-    assert_eq!(run(r#"{path: ["weight"], operator: LessThan, valueNumber: 1.5}"#).await, [C]);
-    assert_eq!(run(r#"{path: ["weight"], operator: LessThanEqual, valueNumber: 1.5}"#).await, [A, C]);
-    assert_eq!(run(r#"{path: ["round"], operator: Equal, valueBoolean: false}"#).await, [C, D]);
+    assert_eq!(
+        run(r#"{path: ["name"], operator: Equal, valueText: "circle"}"#).await,
+        [A, B]
+    );
+    assert_eq!(
+        run(r#"{path: ["name"], operator: NotEqual, valueText: "circle"}"#).await,
+        [C, D, E]
+    );
+    assert_eq!(
+        run(r#"{path: ["name"], operator: Like, valueText: "sq*"}"#).await,
+        [C]
+    );
+    assert_eq!(
+        run(r#"{path: ["name"], operator: Like, valueText: "?ed"}"#).await,
+        [A, C]
+    );
+    assert_eq!(
+        run(r#"{path: ["size"], operator: GreaterThan, valueInt: 3}"#).await,
+        [B, D]
+    );
+    assert_eq!(
+        run(r#"{path: ["size"], operator: GreaterThanEqual, valueInt: 3}"#).await,
+        [A, B, D]
+    );
+    assert_eq!(
+        run(r#"{path: ["weight"], operator: LessThan, valueNumber: 1.5}"#).await,
+        [C]
+    );
+    assert_eq!(
+        run(r#"{path: ["weight"], operator: LessThanEqual, valueNumber: 1.5}"#).await,
+        [A, C]
+    );
+    assert_eq!(
+        run(r#"{path: ["round"], operator: Equal, valueBoolean: false}"#).await,
+        [C, D]
+    );
     assert_eq!(
         run(r#"{operator: And, operands: [{path: ["round"], operator: Equal, valueBoolean: true}, {path: ["size"], operator: LessThan, valueInt: 4}]}"#).await,
         [A]
@@ -159,13 +215,17 @@ async fn explore_across_classes() {
     let c = shapes().await;
     c.class(json!({"class": "Other"})).await;
     let o = "00000000-0000-0000-0000-0000000000f0";
-    c.object(json!({"class": "Other", "id": o, "vector": [1, 0, 0.1]})).await;
+    c.object(json!({"class": "Other", "id": o, "vector": [1, 0, 0.1]}))
+        .await;
     let body = c
         .gql("{ Explore(nearVector: {vector: [1, 0, 0]}, limit: 3) { beacon className certainty distance } }")
         .await;
     assert!(body.get("errors").is_none(), "{body}");
     let items = body["data"]["Explore"].as_array().unwrap().clone();
-    let beacons: Vec<&str> = items.iter().map(|i| i["beacon"].as_str().unwrap()).collect();
+    let beacons: Vec<&str> = items
+        .iter()
+        .map(|i| i["beacon"].as_str().unwrap())
+        .collect();
     assert_eq!(
         beacons,
         [
@@ -192,7 +252,10 @@ async fn explore_across_classes() {
 async fn aggregate_count_and_its_rules() {
     let c = shapes().await;
     let count = |body: Value| body["data"]["Aggregate"]["Shape"][0]["meta"]["count"].clone();
-    assert_eq!(count(c.gql("{ Aggregate { Shape { meta { count } } } }").await), json!(5));
+    assert_eq!(
+        count(c.gql("{ Aggregate { Shape { meta { count } } } }").await),
+        json!(5)
+    );
     assert_eq!(
         count(c.gql(r#"{ Aggregate { Shape(where: {path: ["name"], operator: Equal, valueText: "circle"}) { meta { count } } } }"#).await),
         json!(2)
@@ -210,55 +273,86 @@ async fn aggregate_count_and_its_rules() {
         json!(3)
     );
 
-    let body = c.gql("{ Aggregate { Shape(nearVector: {vector: [1, 0, 0]}) { meta { count } } } }").await;
+    let body = c
+        .gql("{ Aggregate { Shape(nearVector: {vector: [1, 0, 0]}) { meta { count } } } }")
+        .await;
     assert_eq!(
         body,
         json!({"data": {"Aggregate": {"Shape": null}}, "errors": [{"locations": [{"column": 15, "line": 1}],
             "message": "must provide certainty or objectLimit with vector search", "path": ["Aggregate", "Shape"]}]})
     );
-    let body = c.gql("{ Aggregate { Shape(objectLimit: 2) { meta { count } } } }").await;
-    assert_eq!(body["errors"][0]["message"], "objectLimit can only be used with a near<Media> or hybrid filter");
+    let body = c
+        .gql("{ Aggregate { Shape(objectLimit: 2) { meta { count } } } }")
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "objectLimit can only be used with a near<Media> or hybrid filter"
+    );
     let body = c.gql("{ Aggregate { Shape(nearVector: {vector: [1, 0, 0]}, objectLimit: 0) { meta { count } } } }").await;
-    assert_eq!(body["errors"][0]["message"], "objectLimit must be a positive integer");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "objectLimit must be a positive integer"
+    );
 }
 
 #[tokio::test]
 async fn module_arguments_are_unknown_with_exact_text_and_location() {
     let c = shapes().await;
     let query = "{\n  Get {\n    Shape(\n      limit: 1,\n      nearText: {concepts: [\"red\"]}\n    ) { name }\n  }\n}";
-    let (status, raw) = c.raw(reqwest::Method::POST, "/v1/graphql", Some(json!({"query": query}))).await;
+    let (status, raw) = c
+        .raw(
+            reqwest::Method::POST,
+            "/v1/graphql",
+            Some(json!({"query": query})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         raw,
         r#"{"errors":[{"locations":[{"column":7,"line":5}],"message":"Unknown argument \"nearText\" on field \"Shape\" of type \"GetObjectsObj\". Did you mean \"nearVector\" or \"nearObject\"?","path":null}]}"#
     );
 
-    let body = c.gql(r#"{ Get { Shape(nearImage: {image: "iVBORw0KGgo="}) { name } } }"#).await;
+    let body = c
+        .gql(r#"{ Get { Shape(nearImage: {image: "iVBORw0KGgo="}) { name } } }"#)
+        .await;
     assert_eq!(
         body,
         json!({"errors": [{"locations": [{"column": 15, "line": 1}],
             "message": "Unknown argument \"nearImage\" on field \"Shape\" of type \"GetObjectsObj\".", "path": null}]})
     );
 
-    let body = c.gql("{ Aggregate {\n\tShape(nearText: {concepts: [\"x\"]}) { meta { count } } } }").await;
+    let body = c
+        .gql("{ Aggregate {\n\tShape(nearText: {concepts: [\"x\"]}) { meta { count } } } }")
+        .await;
     assert_eq!(
         body["errors"][0]["message"],
         "Unknown argument \"nearText\" on field \"Shape\" of type \"AggregateObjectsObj\". Did you mean \"nearVector\" or \"nearObject\"?"
     );
-    assert_eq!(body["errors"][0]["locations"], json!([{"column": 8, "line": 2}]));
+    assert_eq!(
+        body["errors"][0]["locations"],
+        json!([{"column": 8, "line": 2}])
+    );
 
-    let body = c.gql("{ Explore(nearText: {concepts: [\"x\"]}) { beacon } }").await;
+    let body = c
+        .gql("{ Explore(nearText: {concepts: [\"x\"]}) { beacon } }")
+        .await;
     assert_eq!(
         body["errors"][0]["message"],
         "Unknown argument \"nearText\" on field \"Explore\" of type \"WeaviateObj\". Did you mean \"nearVector\" or \"nearObject\"?"
     );
-    assert_eq!(body["errors"][0]["locations"], json!([{"column": 11, "line": 1}]));
+    assert_eq!(
+        body["errors"][0]["locations"],
+        json!([{"column": 11, "line": 1}])
+    );
 
     // With an alias, several classes and a comment before the argument.
     let body = c
         .gql("{ Get {\n  a: Shape { name }\n  b: Shape( # c\n    nearImage: {image: \"x\"}) { name } } }")
         .await;
-    assert_eq!(body["errors"][0]["locations"], json!([{"column": 5, "line": 4}]));
+    assert_eq!(
+        body["errors"][0]["locations"],
+        json!([{"column": 5, "line": 4}])
+    );
 
     let body = c
         .gql("{ Get { Shape(nearVector: {vector: [1, 0, 0]}, nearVector: {vector: [0, 1, 0]}) { name } } }")
@@ -270,15 +364,23 @@ async fn module_arguments_are_unknown_with_exact_text_and_location() {
     );
 
     let body = c.gql("{ Get { Zebra { name } } }").await;
-    assert_eq!(body["errors"][0]["message"], "Cannot query field \"Zebra\" on type \"GetObjectsObj\".");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Cannot query field \"Zebra\" on type \"GetObjectsObj\"."
+    );
     let body = c.gql("{ Get { Shape { nope } } }").await;
-    assert_eq!(body["errors"][0]["message"], "Cannot query field \"nope\" on type \"Shape\".");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Cannot query field \"nope\" on type \"Shape\"."
+    );
 }
 
 #[tokio::test]
 async fn hybrid_vector_part_and_errors() {
     let c = shapes().await;
-    let body = c.gql(r#"{ Get { Shape(hybrid: {query: "red"}) { name } } }"#).await;
+    let body = c
+        .gql(r#"{ Get { Shape(hybrid: {query: "red"}) { name } } }"#)
+        .await;
     assert_eq!(
         body["errors"][0]["message"],
         "VectorFromInput was called without vectorizer on class Shape for input red"
@@ -290,8 +392,13 @@ async fn hybrid_vector_part_and_errors() {
         body["errors"][0]["message"],
         "explorer: get class: vectorize search vector: could not vectorize input for collection Shape with search-type nearText. Make sure a vectorizer module is configured for this collection"
     );
-    let body = c.gql(r#"{ Get { Shape(hybrid: {query: "red", alpha: 2}) { name } } }"#).await;
-    assert_eq!(body["errors"][0]["message"], "failed to extract hybrid params: alpha should be between 0.0 and 1.0");
+    let body = c
+        .gql(r#"{ Get { Shape(hybrid: {query: "red", alpha: 2}) { name } } }"#)
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "failed to extract hybrid params: alpha should be between 0.0 and 1.0"
+    );
 
     let body = c
         .gql(r#"{ Get { Shape(hybrid: {query: "", alpha: 1, vector: [0, 1, 0]}, limit: 2) { _additional { id score } } } }"#)
@@ -322,48 +429,82 @@ async fn variables_fragments_aliases_operations_and_batch() {
         }
         fragment F on Shape { name _additional { id } }"#;
     let (status, body) = c
-        .post("/v1/graphql", json!({"query": query, "operationName": "Q", "variables": {"lim": 1}}))
+        .post(
+            "/v1/graphql",
+            json!({"query": query, "operationName": "Q", "variables": {"lim": 1}}),
+        )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(body["data"]["Get"]["first"], json!([{"_additional": {"id": A}, "name": "red circle"}]));
+    assert_eq!(
+        body["data"]["Get"]["first"],
+        json!([{"_additional": {"id": A}, "name": "red circle"}])
+    );
     assert_eq!(body["data"]["Get"]["all"].as_array().map(Vec::len), Some(5));
     assert_eq!(body["data"]["Get"]["all"][0], json!({"n": "red circle"}));
 
     let (_, body) = c.post("/v1/graphql", json!({"query": query})).await;
-    assert_eq!(body["errors"][0]["message"], "Must provide operation name if query contains multiple operations.");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Must provide operation name if query contains multiple operations."
+    );
 
     // Vectors cannot come from variables (§1.6).
     let (_, body) = c
         .post("/v1/graphql", json!({"query": "query($v: [Float]) { Get { Shape(nearVector: {vector: $v}) { name } } }", "variables": {"v": [1, 0, 0]}}))
         .await;
-    assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("failed to extract nearVector params"));
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed to extract nearVector params"));
 
     let (status, body) = c.post("/v1/graphql", json!({"query": ""})).await;
     assert_eq!(status, 422);
     assert_eq!(body["error"][0]["message"], "query cannot be empty");
-    let (status, body) = c.post("/v1/graphql", json!({"query": "{ Get { Shape { name } } }", "variables": [1]})).await;
+    let (status, body) = c
+        .post(
+            "/v1/graphql",
+            json!({"query": "{ Get { Shape { name } } }", "variables": [1]}),
+        )
+        .await;
     assert_eq!(status, 422);
-    assert_eq!(body["error"][0]["message"], "variables must be a JSON object, got []interface {}");
+    assert_eq!(
+        body["error"][0]["message"],
+        "variables must be a JSON object, got []interface {}"
+    );
 
     let (status, batch) = c
-        .post("/v1/graphql/batch", json!([
-            {"query": "{ Get { Shape(limit: 1) { name } } }"},
-            {"query": "{ Aggregate { Shape { meta { count } } } }"}
-        ]))
+        .post(
+            "/v1/graphql/batch",
+            json!([
+                {"query": "{ Get { Shape(limit: 1) { name } } }"},
+                {"query": "{ Aggregate { Shape { meta { count } } } }"}
+            ]),
+        )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(batch[0]["data"]["Get"]["Shape"], json!([{"name": "red circle"}]));
-    assert_eq!(batch[1]["data"]["Aggregate"]["Shape"][0]["meta"]["count"], json!(5));
+    assert_eq!(
+        batch[0]["data"]["Get"]["Shape"],
+        json!([{"name": "red circle"}])
+    );
+    assert_eq!(
+        batch[1]["data"]["Aggregate"]["Shape"][0]["meta"]["count"],
+        json!(5)
+    );
 }
 
 #[tokio::test]
 async fn named_vectors_need_a_target_when_several_exist() {
     let c = Client::start().await;
     c.class(json!({"class": "Multi", "vectorConfig": {
-        "a": {"vectorizer": {"none": {}}}, "b": {"vectorizer": {"none": {}}}}})).await;
-    c.object(json!({"class": "Multi", "id": A, "vectors": {"a": [1, 0], "b": [0, 1]}})).await;
-    c.object(json!({"class": "Multi", "id": B, "vectors": {"a": [0, 1], "b": [1, 0]}})).await;
-    let body = c.gql("{ Get { Multi(nearVector: {vector: [1, 0]}) { _additional { id } } } }").await;
+        "a": {"vectorizer": {"none": {}}}, "b": {"vectorizer": {"none": {}}}}}))
+        .await;
+    c.object(json!({"class": "Multi", "id": A, "vectors": {"a": [1, 0], "b": [0, 1]}}))
+        .await;
+    c.object(json!({"class": "Multi", "id": B, "vectors": {"a": [0, 1], "b": [1, 0]}}))
+        .await;
+    let body = c
+        .gql("{ Get { Multi(nearVector: {vector: [1, 0]}) { _additional { id } } } }")
+        .await;
     assert_eq!(
         body["errors"][0]["message"],
         "explorer: get class: validate target vector: multiple vectorizers configuration found, please specify target vector name"

@@ -14,7 +14,7 @@ async fn with_class() -> Client {
         {"name": "title", "dataType": ["text"]},
         {"name": "image", "dataType": ["blob"]},
         {"name": "rank", "dataType": ["int"]}]}))
-    .await;
+        .await;
     c
 }
 
@@ -32,27 +32,75 @@ async fn create_get_include_vector_head_delete() {
     assert_eq!(plain["properties"], json!({"title": "hello"}));
     assert!(plain.get("vector").is_none());
     let keys: Vec<&String> = plain.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["class", "creationTimeUnix", "id", "lastUpdateTimeUnix", "properties"]);
+    assert_eq!(
+        keys,
+        [
+            "class",
+            "creationTimeUnix",
+            "id",
+            "lastUpdateTimeUnix",
+            "properties"
+        ]
+    );
 
     let (_, with_vector) = c.get(&format!("/v1/objects/Doc/{ID}?include=vector")).await;
     assert_eq!(with_vector["vector"], json!([0.1, 0.2, 1]));
     // f32 exactly as given: 0.1f32 printed with Go's 32-bit shortest formatting.
-    let (_, raw) = c.raw(Method::GET, &format!("/v1/objects/Doc/{ID}?include=vector"), None).await;
+    let (_, raw) = c
+        .raw(
+            Method::GET,
+            &format!("/v1/objects/Doc/{ID}?include=vector"),
+            None,
+        )
+        .await;
     assert!(raw.contains("\"vector\":[0.1,0.2,1]"), "{raw}");
 
-    let (status, body) = c.get(&format!("/v1/objects/Doc/{ID}?include=interpretation")).await;
+    let (status, body) = c
+        .get(&format!("/v1/objects/Doc/{ID}?include=interpretation"))
+        .await;
     assert_eq!(status, 400);
-    assert_eq!(body["error"][0]["message"], "unrecognized property 'interpretation' in ?include list");
+    assert_eq!(
+        body["error"][0]["message"],
+        "unrecognized property 'interpretation' in ?include list"
+    );
 
-    let (status, body) = c.post("/v1/objects", json!({"class": "Doc", "id": ID, "properties": {}})).await;
+    let (status, body) = c
+        .post(
+            "/v1/objects",
+            json!({"class": "Doc", "id": ID, "properties": {}}),
+        )
+        .await;
     assert_eq!(status, 422);
-    assert_eq!(body["error"][0]["message"], format!("id '{ID}' already exists"));
+    assert_eq!(
+        body["error"][0]["message"],
+        format!("id '{ID}' already exists")
+    );
 
-    assert_eq!(c.call(Method::HEAD, &format!("/v1/objects/Doc/{ID}"), None).await.0, 204);
-    assert_eq!(c.call(Method::DELETE, &format!("/v1/objects/Doc/{ID}"), None).await.0, 204);
-    assert_eq!(c.call(Method::HEAD, &format!("/v1/objects/Doc/{ID}"), None).await.0, 404);
+    assert_eq!(
+        c.call(Method::HEAD, &format!("/v1/objects/Doc/{ID}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        c.call(Method::DELETE, &format!("/v1/objects/Doc/{ID}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        c.call(Method::HEAD, &format!("/v1/objects/Doc/{ID}"), None)
+            .await
+            .0,
+        404
+    );
     assert_eq!(c.get(&format!("/v1/objects/Doc/{ID}")).await.0, 404);
-    assert_eq!(c.call(Method::DELETE, &format!("/v1/objects/Doc/{ID}"), None).await.0, 404);
+    assert_eq!(
+        c.call(Method::DELETE, &format!("/v1/objects/Doc/{ID}"), None)
+            .await
+            .0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -62,14 +110,25 @@ async fn put_and_patch() {
 
     let other = "00000000-0000-0000-0000-000000000002";
     let (status, body) = c
-        .call(Method::PUT, &format!("/v1/objects/Doc/{ID}"), Some(json!({"class": "Doc", "id": other, "properties": {}})))
+        .call(
+            Method::PUT,
+            &format!("/v1/objects/Doc/{ID}"),
+            Some(json!({"class": "Doc", "id": other, "properties": {}})),
+        )
         .await;
     assert_eq!(status, 422);
-    assert_eq!(body["error"][0]["message"], "invalid update: field 'id' is immutable");
+    assert_eq!(
+        body["error"][0]["message"],
+        "invalid update: field 'id' is immutable"
+    );
 
     // PATCH merges properties and keeps the old vector.
     let (status, _) = c
-        .call(Method::PATCH, &format!("/v1/objects/Doc/{ID}"), Some(json!({"class": "Doc", "properties": {"title": "b"}})))
+        .call(
+            Method::PATCH,
+            &format!("/v1/objects/Doc/{ID}"),
+            Some(json!({"class": "Doc", "properties": {"title": "b"}})),
+        )
         .await;
     assert_eq!(status, 204);
     let (_, got) = c.get(&format!("/v1/objects/Doc/{ID}?include=vector")).await;
@@ -77,20 +136,35 @@ async fn put_and_patch() {
     assert_eq!(got["vector"], json!([1, 0]));
 
     // PATCH with a vector replaces it.
-    c.call(Method::PATCH, &format!("/v1/objects/Doc/{ID}"), Some(json!({"vector": [0, 1]}))).await;
+    c.call(
+        Method::PATCH,
+        &format!("/v1/objects/Doc/{ID}"),
+        Some(json!({"vector": [0, 1]})),
+    )
+    .await;
     let (_, got) = c.get(&format!("/v1/objects/Doc/{ID}?include=vector")).await;
     assert_eq!(got["vector"], json!([0, 1]));
 
     // PUT replaces everything.
     let (status, put) = c
-        .call(Method::PUT, &format!("/v1/objects/Doc/{ID}"), Some(json!({"class": "Doc", "properties": {"title": "c"}})))
+        .call(
+            Method::PUT,
+            &format!("/v1/objects/Doc/{ID}"),
+            Some(json!({"class": "Doc", "properties": {"title": "c"}})),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(put["properties"], json!({"title": "c"}));
     let (_, got) = c.get(&format!("/v1/objects/Doc/{ID}?include=vector")).await;
     assert!(got.get("vector").is_none());
     assert_eq!(
-        c.call(Method::PATCH, "/v1/objects/Doc/00000000-0000-0000-0000-0000000000ff", Some(json!({}))).await.0,
+        c.call(
+            Method::PATCH,
+            "/v1/objects/Doc/00000000-0000-0000-0000-0000000000ff",
+            Some(json!({}))
+        )
+        .await
+        .0,
         404
     );
 }
@@ -99,16 +173,29 @@ async fn put_and_patch() {
 async fn blob_validation_and_validate_endpoint() {
     let c = with_class().await;
     let (status, body) = c
-        .post("/v1/objects", json!({"class": "Doc", "properties": {"image": "data:image/png;base64,iVBORw0KGgo="}}))
+        .post(
+            "/v1/objects",
+            json!({"class": "Doc", "properties": {"image": "data:image/png;base64,iVBORw0KGgo="}}),
+        )
         .await;
     assert_eq!(status, 422);
     assert_eq!(
         body["error"][0]["message"],
         "invalid object: invalid blob property 'image' on class 'Doc': not a valid blob base64 string"
     );
-    let (status, _) = c.post("/v1/objects/validate", json!({"class": "Doc", "properties": {"image": "iVBORw0KGgo="}})).await;
+    let (status, _) = c
+        .post(
+            "/v1/objects/validate",
+            json!({"class": "Doc", "properties": {"image": "iVBORw0KGgo="}}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, _) = c.post("/v1/objects/validate", json!({"class": "Doc", "properties": {"image": "###"}})).await;
+    let (status, _) = c
+        .post(
+            "/v1/objects/validate",
+            json!({"class": "Doc", "properties": {"image": "###"}}),
+        )
+        .await;
     assert_eq!(status, 422);
 }
 
@@ -116,26 +203,51 @@ async fn blob_validation_and_validate_endpoint() {
 async fn named_vectors_round_trip() {
     let c = Client::start().await;
     c.class(json!({"class": "Multi", "vectorConfig": {
-        "a": {"vectorizer": {"none": {}}}, "b": {"vectorizer": {"none": {}}}}})).await;
-    c.object(json!({"class": "Multi", "id": ID, "vectors": {"a": [1, 2], "b": [0.5, 0.25, 0.125]}})).await;
-    let (_, got) = c.get(&format!("/v1/objects/Multi/{ID}?include=vector")).await;
-    assert_eq!(got["vectors"], json!({"a": [1, 2], "b": [0.5, 0.25, 0.125]}));
+        "a": {"vectorizer": {"none": {}}}, "b": {"vectorizer": {"none": {}}}}}))
+        .await;
+    c.object(
+        json!({"class": "Multi", "id": ID, "vectors": {"a": [1, 2], "b": [0.5, 0.25, 0.125]}}),
+    )
+    .await;
+    let (_, got) = c
+        .get(&format!("/v1/objects/Multi/{ID}?include=vector"))
+        .await;
+    assert_eq!(
+        got["vectors"],
+        json!({"a": [1, 2], "b": [0.5, 0.25, 0.125]})
+    );
     assert!(got.get("vector").is_none());
 }
 
 #[tokio::test]
 async fn tenants_isolate_objects() {
     let c = Client::start().await;
-    c.class(json!({"class": "T", "multiTenancyConfig": {"enabled": true}})).await;
-    c.post("/v1/schema/T/tenants", json!([{"name": "A"}, {"name": "B"}])).await;
-    c.object(json!({"class": "T", "id": ID, "tenant": "A", "properties": {"x": "a"}, "vector": [1, 0]})).await;
+    c.class(json!({"class": "T", "multiTenancyConfig": {"enabled": true}}))
+        .await;
+    c.post(
+        "/v1/schema/T/tenants",
+        json!([{"name": "A"}, {"name": "B"}]),
+    )
+    .await;
+    c.object(
+        json!({"class": "T", "id": ID, "tenant": "A", "properties": {"x": "a"}, "vector": [1, 0]}),
+    )
+    .await;
 
     assert_eq!(c.get(&format!("/v1/objects/T/{ID}?tenant=A")).await.0, 200);
     assert_eq!(c.get(&format!("/v1/objects/T/{ID}?tenant=B")).await.0, 404);
     let (status, body) = c.get(&format!("/v1/objects/T/{ID}")).await;
     assert_eq!(status, 422);
-    assert_eq!(body["error"][0]["message"], "class T has multi-tenancy enabled, but request was without tenant");
-    let (status, body) = c.post("/v1/objects", json!({"class": "T", "tenant": "C", "properties": {}})).await;
+    assert_eq!(
+        body["error"][0]["message"],
+        "class T has multi-tenancy enabled, but request was without tenant"
+    );
+    let (status, body) = c
+        .post(
+            "/v1/objects",
+            json!({"class": "T", "tenant": "C", "properties": {}}),
+        )
+        .await;
     assert_eq!(status, 422);
     assert_eq!(body["error"][0]["message"], "tenant not found: \"C\"");
 
@@ -169,11 +281,14 @@ async fn batch_reports_each_object_in_input_order() {
     );
 
     let (status, results) = c
-        .post("/v1/batch/objects", json!({"fields": ["ALL"], "objects": [
-            {"class": "Doc", "id": ID, "properties": {"title": "one"}, "vector": [1, 0, 0]},
-            {"class": "Doc", "properties": {"image": "not base64!"}},
-            {"class": "Doc", "properties": {"title": "three"}, "vector": [0, 1]}
-        ]}))
+        .post(
+            "/v1/batch/objects",
+            json!({"fields": ["ALL"], "objects": [
+                {"class": "Doc", "id": ID, "properties": {"title": "one"}, "vector": [1, 0, 0]},
+                {"class": "Doc", "properties": {"image": "not base64!"}},
+                {"class": "Doc", "properties": {"title": "three"}, "vector": [0, 1]}
+            ]}),
+        )
         .await;
     assert_eq!(status, 200);
     let results = results.as_array().unwrap();
@@ -196,14 +311,20 @@ async fn batch_reports_each_object_in_input_order() {
 #[tokio::test]
 async fn auto_schema_creates_missing_class_and_properties() {
     let c = Client::start().await;
-    c.object(json!({"class": "auto", "properties": {"name": "x", "count": 3, "tags": ["a"]}})).await;
+    c.object(json!({"class": "auto", "properties": {"name": "x", "count": 3, "tags": ["a"]}}))
+        .await;
     let (status, class) = c.get("/v1/schema/Auto").await;
     assert_eq!(status, 200);
     let types: Vec<(String, String)> = class["properties"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["name"].as_str().unwrap().to_owned(), p["dataType"][0].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["dataType"][0].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert!(types.contains(&("name".into(), "text".into())));
     assert!(types.contains(&("count".into(), "number".into())));

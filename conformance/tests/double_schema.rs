@@ -24,7 +24,10 @@ async fn meta_and_well_known() {
 async fn create_applies_defaults_and_rejects_duplicates() {
     let c = Client::start().await;
     let (status, created) = c
-        .post("/v1/schema", json!({"class": "article", "properties": [{"name": "Title", "dataType": ["text"]}]}))
+        .post(
+            "/v1/schema",
+            json!({"class": "article", "properties": [{"name": "Title", "dataType": ["text"]}]}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(created["class"], "Article");
@@ -44,7 +47,10 @@ async fn create_applies_defaults_and_rejects_duplicates() {
 
     let (status, body) = c.post("/v1/schema", json!({"class": "Article"})).await;
     assert_eq!(status, 422);
-    assert_eq!(body, json!({"allowed": null, "error": [{"message": "class name \"Article\" already exists"}]}));
+    assert_eq!(
+        body,
+        json!({"allowed": null, "error": [{"message": "class name \"Article\" already exists"}]})
+    );
 }
 
 #[tokio::test]
@@ -69,17 +75,29 @@ async fn module_vectorizers_are_rejected_with_weaviates_messages() {
     );
 
     let (status, body) = c
-        .post("/v1/schema", json!({"class": "Img", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": "x"}}))
+        .post(
+            "/v1/schema",
+            json!({"class": "Img", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": "x"}}),
+        )
         .await;
     assert_eq!(status, 422);
-    assert_eq!(body["error"][0]["message"], "module config for multi2vec-clip is not a map, got x");
+    assert_eq!(
+        body["error"][0]["message"],
+        "module config for multi2vec-clip is not a map, got x"
+    );
 
     let (status, body) = c
-        .post("/v1/schema", json!({"class": "Img", "vectorConfig": {"v": {"vectorizer": {"none": {}}}},
-            "moduleConfig": {"multi2vec-clip": {"imageFields": ["image"]}}}))
+        .post(
+            "/v1/schema",
+            json!({"class": "Img", "vectorConfig": {"v": {"vectorizer": {"none": {}}}},
+            "moduleConfig": {"multi2vec-clip": {"imageFields": ["image"]}}}),
+        )
         .await;
     assert_eq!(status, 422);
-    assert_eq!(body["error"][0]["message"], "module with name multi2vec-clip doesn't exist");
+    assert_eq!(
+        body["error"][0]["message"],
+        "module with name multi2vec-clip doesn't exist"
+    );
     assert_eq!(c.get("/v1/schema").await.1, json!({"classes": []}));
 }
 
@@ -100,7 +118,10 @@ async fn none_vectorizer_module_config_is_kept_verbatim() {
 
     // Whole floats print as Go prints them.
     let (_, created) = c
-        .post("/v1/schema", json!({"class": "W", "moduleConfig": {"m": {"w": [1.0, 0.5]}}}))
+        .post(
+            "/v1/schema",
+            json!({"class": "W", "moduleConfig": {"m": {"w": [1.0, 0.5]}}}),
+        )
         .await;
     assert_eq!(created["moduleConfig"]["m"]["w"].to_string(), "[1,0.5]");
 }
@@ -108,16 +129,26 @@ async fn none_vectorizer_module_config_is_kept_verbatim() {
 #[tokio::test]
 async fn named_vector_none_config_is_kept_verbatim() {
     let c = Client::start().await;
-    let inner = json!({"clipgate": {"multi2vec-clip": {"imageFields": ["image"]}}, "anything": [1, "x"]});
+    let inner =
+        json!({"clipgate": {"multi2vec-clip": {"imageFields": ["image"]}}, "anything": [1, "x"]});
     let (status, created) = c
-        .post("/v1/schema", json!({"class": "Named", "vectorConfig": {
+        .post(
+            "/v1/schema",
+            json!({"class": "Named", "vectorConfig": {
             "clip": {"vectorizer": {"none": inner}, "vectorIndexType": "hnsw"},
-            "other": {"vectorizer": {"none": {}}, "vectorIndexConfig": {"distance": "dot"}}}}))
+            "other": {"vectorizer": {"none": {}}, "vectorIndexConfig": {"distance": "dot"}}}}),
+        )
         .await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["vectorConfig"]["clip"]["vectorizer"]["none"], inner);
-    assert_eq!(created["vectorConfig"]["clip"]["vectorIndexConfig"]["distance"], "cosine");
-    assert_eq!(created["vectorConfig"]["other"]["vectorIndexConfig"]["distance"], "dot");
+    assert_eq!(
+        created["vectorConfig"]["clip"]["vectorIndexConfig"]["distance"],
+        "cosine"
+    );
+    assert_eq!(
+        created["vectorConfig"]["other"]["vectorIndexConfig"]["distance"],
+        "dot"
+    );
     assert!(created.get("vectorizer").is_none());
     let (_, stored) = c.get("/v1/schema/Named").await;
     assert_eq!(stored["vectorConfig"]["clip"]["vectorizer"]["none"], inner);
@@ -126,10 +157,17 @@ async fn named_vector_none_config_is_kept_verbatim() {
 #[tokio::test]
 async fn updates_keep_module_configs_and_vectorizers_immutable() {
     let c = Client::start().await;
-    c.class(json!({"class": "Img", "moduleConfig": {"multi2vec-clip": {"imageFields": ["image"]}}})).await;
+    c.class(
+        json!({"class": "Img", "moduleConfig": {"multi2vec-clip": {"imageFields": ["image"]}}}),
+    )
+    .await;
     let (status, body) = c
-        .call(Method::PUT, "/v1/schema/Img", Some(json!({"class": "Img", "vectorizer": "none",
-            "moduleConfig": {"multi2vec-clip": {"imageFields": ["photo"]}}})))
+        .call(
+            Method::PUT,
+            "/v1/schema/Img",
+            Some(json!({"class": "Img", "vectorizer": "none",
+            "moduleConfig": {"multi2vec-clip": {"imageFields": ["photo"]}}})),
+        )
         .await;
     assert_eq!(status, 422);
     assert_eq!(
@@ -143,10 +181,15 @@ async fn updates_keep_module_configs_and_vectorizers_immutable() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["moduleConfig"]["generative-openai"]["model"], "x");
 
-    c.class(json!({"class": "Named", "vectorConfig": {"v": {"vectorizer": {"none": {"a": 1}}}}})).await;
+    c.class(json!({"class": "Named", "vectorConfig": {"v": {"vectorizer": {"none": {"a": 1}}}}}))
+        .await;
     let (status, body) = c
-        .call(Method::PUT, "/v1/schema/Named", Some(json!({"class": "Named",
-            "vectorConfig": {"v": {"vectorizer": {"text2vec-openai": {}}}}})))
+        .call(
+            Method::PUT,
+            "/v1/schema/Named",
+            Some(json!({"class": "Named",
+            "vectorConfig": {"v": {"vectorizer": {"text2vec-openai": {}}}}})),
+        )
         .await;
     assert_eq!(status, 422);
     assert_eq!(
@@ -158,20 +201,43 @@ async fn updates_keep_module_configs_and_vectorizers_immutable() {
 #[tokio::test]
 async fn properties_tenants_and_delete() {
     let c = Client::start().await;
-    c.class(json!({"class": "Doc", "multiTenancyConfig": {"enabled": true}})).await;
-    let (status, prop) = c.post("/v1/schema/Doc/properties", json!({"name": "body", "dataType": ["text"]})).await;
+    c.class(json!({"class": "Doc", "multiTenancyConfig": {"enabled": true}}))
+        .await;
+    let (status, prop) = c
+        .post(
+            "/v1/schema/Doc/properties",
+            json!({"name": "body", "dataType": ["text"]}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(prop["name"], "body");
-    let (status, body) = c.post("/v1/schema/Doc/properties", json!({"name": "body", "dataType": ["text"]})).await;
+    let (status, body) = c
+        .post(
+            "/v1/schema/Doc/properties",
+            json!({"name": "body", "dataType": ["text"]}),
+        )
+        .await;
     assert_eq!(status, 422);
     assert_eq!(
         body["error"][0]["message"],
         "class \"Doc\": conflict for property \"body\": already in use or provided multiple times"
     );
-    let (status, tenants) = c.post("/v1/schema/Doc/tenants", json!([{"name": "A"}, {"name": "B"}])).await;
+    let (status, tenants) = c
+        .post(
+            "/v1/schema/Doc/tenants",
+            json!([{"name": "A"}, {"name": "B"}]),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(tenants[1]["name"], "B");
-    assert_eq!(c.get("/v1/schema/Doc/tenants").await.1.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        c.get("/v1/schema/Doc/tenants")
+            .await
+            .1
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     let (status, _) = c.call(Method::DELETE, "/v1/schema/Doc", None).await;
     assert_eq!(status, 200);
     assert_eq!(c.get("/v1/schema/Doc").await.0, 404);

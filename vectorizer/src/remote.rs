@@ -7,7 +7,6 @@
 //! this because it sends one object per request (spec §5.6); clipgate batches, so when a batch is
 //! answered with an error status the inputs are resent one by one to find out which of them fail.
 
-use std::error::Error as _;
 use std::io;
 use std::time::{Duration, SystemTime};
 
@@ -213,18 +212,26 @@ impl RemoteClip {
             Err(EmbedError::RemoteStatus { status, .. })
                 if inputs.len() > 1 && self.options.isolate_failures && is_per_input(status) =>
             {
-                futures::stream::iter(inputs.iter().map(|input| async move {
-                    let one = self.vectorize(modality, std::slice::from_ref(input)).await?;
-                    one.into_iter()
-                        .next()
-                        .ok_or(EmbedError::RemoteCount { sent: 1, got: 0 })
-                }))
-                .buffered(ISOLATION_CONCURRENCY)
-                .collect()
-                .await
+                // Collected first: a stream over a borrowing closure trips the compiler's
+                // `Send` check inside `async_trait` methods (rust-lang/rust#102211).
+                let singles: Vec<_> = inputs
+                    .iter()
+                    .map(|input| self.vectorize_one(modality, input))
+                    .collect();
+                futures::stream::iter(singles)
+                    .buffered(ISOLATION_CONCURRENCY)
+                    .collect()
+                    .await
             }
             Err(e) => vec![Err(e); inputs.len()],
         }
+    }
+
+    async fn vectorize_one(&self, modality: Modality, input: &String) -> Result<Vector, EmbedError> {
+        let one = self.vectorize(modality, std::slice::from_ref(input)).await?;
+        one.into_iter()
+            .next()
+            .ok_or(EmbedError::RemoteCount { sent: 1, got: 0 })
     }
 
     /// One `POST /vectorize`, its answer checked in the Go client's order (spec §7.3): decode

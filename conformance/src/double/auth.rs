@@ -35,7 +35,11 @@ impl std::fmt::Debug for ApiKey {
 impl ApiKey {
     /// A key with access to every class.
     pub fn new(key: impl Into<String>, user: impl Into<String>) -> Self {
-        Self { key: key.into(), user: user.into(), classes: None }
+        Self {
+            key: key.into(),
+            user: user.into(),
+            classes: None,
+        }
     }
 
     /// Limits the key to the given classes.
@@ -54,14 +58,20 @@ impl ApiKey {
 pub enum Principal {
     /// No keys configured: everything is allowed.
     Anonymous,
-    User { user: String, classes: Option<BTreeSet<String>> },
+    User {
+        user: String,
+        classes: Option<BTreeSet<String>>,
+    },
 }
 
 impl Principal {
     pub fn can_access(&self, class: &str) -> bool {
         match self {
             Self::Anonymous | Self::User { classes: None, .. } => true,
-            Self::User { classes: Some(allowed), .. } => allowed.contains(class),
+            Self::User {
+                classes: Some(allowed),
+                ..
+            } => allowed.contains(class),
         }
     }
 
@@ -80,7 +90,11 @@ impl Principal {
 pub struct Keys(pub Arc<Vec<ApiKey>>);
 
 fn unauthorized(message: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, Json(json!({"code": 401, "message": message}))).into_response()
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"code": 401, "message": message})),
+    )
+        .into_response()
 }
 
 /// Middleware: resolves the `Authorization: Bearer <key>` header to a [`Principal`].
@@ -94,7 +108,10 @@ pub async fn authenticate(State(keys): State<Keys>, mut req: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(presented) = presented else {
         return unauthorized(
@@ -104,7 +121,9 @@ pub async fn authenticate(State(keys): State<Keys>, mut req: Request, next: Next
     let Some(key) = keys.0.iter().find(|k| k.key == presented) else {
         return unauthorized("unauthorized: invalid api key");
     };
-    req.extensions_mut()
-        .insert(Principal::User { user: key.user.clone(), classes: key.classes.clone() });
+    req.extensions_mut().insert(Principal::User {
+        user: key.user.clone(),
+        classes: key.classes.clone(),
+    });
     next.run(req).await
 }

@@ -16,7 +16,11 @@ use super::store::StoredObject;
 pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
-    Compare { path: Vec<String>, op: Operator, value: FilterValue },
+    Compare {
+        path: Vec<String>,
+        op: Operator,
+        value: FilterValue,
+    },
 }
 
 /// Comparison operators the double supports.
@@ -74,7 +78,11 @@ pub enum FilterError {
     #[error("no such prop with name '{prop}' found in class '{class}' in the schema. Check your schema files for which properties in this class are available")]
     UnknownProperty { prop: String, class: String },
     #[error("data type filter cannot use \"{used}\" on type \"{data_type}\", use \"{expected}\" instead")]
-    WrongValueType { used: &'static str, data_type: String, expected: &'static str },
+    WrongValueType {
+        used: &'static str,
+        data_type: String,
+        expected: &'static str,
+    },
     #[error("the Weaviate double supports only single-element filter paths, got {0:?}")]
     UnsupportedPath(Vec<String>),
     #[error("the Weaviate double does not support filtering on data type \"{0}\"")]
@@ -98,10 +106,12 @@ impl Filter {
                 if is_id_path(prop) {
                     return expect(value, "uuid", &["valueText", "valueString"]);
                 }
-                let info = class.property(prop).ok_or_else(|| FilterError::UnknownProperty {
-                    prop: prop.clone(),
-                    class: class.name.clone(),
-                })?;
+                let info = class
+                    .property(prop)
+                    .ok_or_else(|| FilterError::UnknownProperty {
+                        prop: prop.clone(),
+                        class: class.name.clone(),
+                    })?;
                 let base = info.data_type.trim_end_matches("[]");
                 match base {
                     "text" | "string" | "uuid" | "blob" => {
@@ -122,7 +132,9 @@ impl Filter {
             Self::And(ops) => ops.iter().all(|f| f.matches(class, obj)),
             Self::Or(ops) => ops.iter().any(|f| f.matches(class, obj)),
             Self::Compare { path, op, value } => {
-                let Some(prop) = path.first() else { return false };
+                let Some(prop) = path.first() else {
+                    return false;
+                };
                 if is_id_path(prop) {
                     let id = Value::String(obj.id.to_string());
                     let info = PropInfo {
@@ -132,14 +144,20 @@ impl Filter {
                     };
                     return compare(&info, Some(&id), *op, value);
                 }
-                let Some(info) = class.property(prop) else { return false };
+                let Some(info) = class.property(prop) else {
+                    return false;
+                };
                 compare(info, obj.properties.get(prop), *op, value)
             }
         }
     }
 }
 
-fn expect(value: &FilterValue, data_type: &str, allowed: &[&'static str]) -> Result<(), FilterError> {
+fn expect(
+    value: &FilterValue,
+    data_type: &str,
+    allowed: &[&'static str],
+) -> Result<(), FilterError> {
     let used = value.field_name();
     if allowed.contains(&used) {
         Ok(())
@@ -203,11 +221,16 @@ fn compare_text(tokenization: &str, texts: &[&str], op: Operator, q: &str) -> bo
     match op {
         Operator::Equal | Operator::Like => {
             let wildcards = op == Operator::Like;
-            let stored: Vec<String> = texts.iter().flat_map(|t| tokenize(tokenization, t, false)).collect();
+            let stored: Vec<String> = texts
+                .iter()
+                .flat_map(|t| tokenize(tokenization, t, false))
+                .collect();
             let wanted = tokenize(tokenization, q, wildcards);
             !wanted.is_empty()
                 && wanted.iter().all(|w| {
-                    stored.iter().any(|s| if wildcards { like(w, s) } else { w == s })
+                    stored
+                        .iter()
+                        .any(|s| if wildcards { like(w, s) } else { w == s })
                 })
         }
         _ => texts.iter().any(|t| ordered_text(t, q, op)),
@@ -229,7 +252,11 @@ pub fn tokenize(tokenization: &str, text: &str, keep_wildcards: bool) -> Vec<Str
     match tokenization {
         "field" => {
             let t = text.trim();
-            if t.is_empty() { vec![] } else { vec![t.to_owned()] }
+            if t.is_empty() {
+                vec![]
+            } else {
+                vec![t.to_owned()]
+            }
         }
         "whitespace" => text.split_whitespace().map(str::to_owned).collect(),
         "lowercase" => text.split_whitespace().map(str::to_lowercase).collect(),
@@ -280,10 +307,35 @@ mod tests {
 
     #[test]
     fn word_tokens() {
-        assert!(compare_text("word", &["A red Circle"], Operator::Equal, "circle red"));
-        assert!(!compare_text("word", &["A red Circle"], Operator::Equal, "blue"));
-        assert!(compare_text("field", &["A red Circle"], Operator::Equal, "A red Circle"));
-        assert!(!compare_text("field", &["A red Circle"], Operator::Equal, "red"));
-        assert!(compare_text("word", &["A red Circle"], Operator::Like, "circ*"));
+        assert!(compare_text(
+            "word",
+            &["A red Circle"],
+            Operator::Equal,
+            "circle red"
+        ));
+        assert!(!compare_text(
+            "word",
+            &["A red Circle"],
+            Operator::Equal,
+            "blue"
+        ));
+        assert!(compare_text(
+            "field",
+            &["A red Circle"],
+            Operator::Equal,
+            "A red Circle"
+        ));
+        assert!(!compare_text(
+            "field",
+            &["A red Circle"],
+            Operator::Equal,
+            "red"
+        ));
+        assert!(compare_text(
+            "word",
+            &["A red Circle"],
+            Operator::Like,
+            "circ*"
+        ));
     }
 }

@@ -40,7 +40,12 @@ pub fn sorted(value: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect::<Map<_, _>>())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted(v)))
+                    .collect::<Map<_, _>>(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
         other => other,
@@ -83,8 +88,10 @@ pub fn go_v(value: &Value) -> String {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let inner: Vec<String> =
-                keys.iter().map(|k| format!("{k}:{}", go_v(&map[k.as_str()]))).collect();
+            let inner: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", go_v(&map[k.as_str()])))
+                .collect();
             format!("map[{}]", inner.join(" "))
         }
     }
@@ -113,7 +120,10 @@ mod tests {
         assert_eq!(go_f32(1.0).to_string(), "1");
         assert_eq!(go_f32(-0.25).to_string(), "-0.25");
         assert_eq!(go_float(2.5).to_string(), "2.5");
-        assert_eq!(go_numbers(json!({"a": 1.0, "b": [0.5, 2]})), json!({"a": 1, "b": [0.5, 2]}));
+        assert_eq!(
+            go_numbers(json!({"a": 1.0, "b": [0.5, 2]})),
+            json!({"a": 1, "b": [0.5, 2]})
+        );
     }
 
     #[test]

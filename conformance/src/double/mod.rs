@@ -64,11 +64,19 @@ impl Double {
             .route("/v1/schema", get(rest::get_schema).post(rest::create_class))
             .route(
                 "/v1/schema/{class}",
-                get(rest::get_class).put(rest::update_class).delete(rest::delete_class),
+                get(rest::get_class)
+                    .put(rest::update_class)
+                    .delete(rest::delete_class),
             )
             .route("/v1/schema/{class}/properties", post(rest::add_property))
-            .route("/v1/schema/{class}/tenants", get(rest::get_tenants).post(rest::add_tenants))
-            .route("/v1/objects", get(rest::list_objects).post(rest::create_object))
+            .route(
+                "/v1/schema/{class}/tenants",
+                get(rest::get_tenants).post(rest::add_tenants),
+            )
+            .route(
+                "/v1/objects",
+                get(rest::list_objects).post(rest::create_object),
+            )
             .route("/v1/objects/validate", post(rest::validate_object))
             .route(
                 "/v1/objects/{id}",
@@ -87,7 +95,10 @@ impl Double {
             .route("/v1/batch/objects", post(rest::batch_objects))
             .route("/v1/graphql", post(rest::graphql_single))
             .route("/v1/graphql/batch", post(rest::graphql_batch))
-            .layer(axum::middleware::from_fn_with_state(self.keys.clone(), auth::authenticate))
+            .layer(axum::middleware::from_fn_with_state(
+                self.keys.clone(),
+                auth::authenticate,
+            ))
             .with_state(self.clone())
     }
 }
@@ -103,7 +114,9 @@ pub async fn serve_with_shutdown(
     double: Double,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, double.router()).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, double.router())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Starts `double` on `127.0.0.1:<ephemeral>` in a background task (for tests).

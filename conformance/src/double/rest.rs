@@ -20,12 +20,19 @@ use super::Double;
 
 /// `{"error":[{"message":…}]}` with a status (§2.1).
 pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": [{"message": message.into()}]}))).into_response()
+    (
+        status,
+        Json(json!({"error": [{"message": message.into()}]})),
+    )
+        .into_response()
 }
 
 /// 422 `RestrictionViolationResponse` of the schema endpoints (§2.1).
 fn restriction(e: SchemaError) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"allowed": null, "error": [{"message": e.0}]})))
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"allowed": null, "error": [{"message": e.0}]})),
+    )
         .into_response()
 }
 
@@ -104,7 +111,11 @@ pub async fn get_class(
     }
 }
 
-pub async fn update_class(State(d): State<Double>, Path(class): Path<String>, body: Bytes) -> Response {
+pub async fn update_class(
+    State(d): State<Double>,
+    Path(class): Path<String>,
+    body: Bytes,
+) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -124,7 +135,11 @@ pub async fn delete_class(State(d): State<Double>, Path(class): Path<String>) ->
     StatusCode::OK
 }
 
-pub async fn add_property(State(d): State<Double>, Path(class): Path<String>, body: Bytes) -> Response {
+pub async fn add_property(
+    State(d): State<Double>,
+    Path(class): Path<String>,
+    body: Bytes,
+) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -139,7 +154,11 @@ pub async fn add_property(State(d): State<Double>, Path(class): Path<String>, bo
     }
 }
 
-pub async fn add_tenants(State(d): State<Double>, Path(class): Path<String>, body: Bytes) -> Response {
+pub async fn add_tenants(
+    State(d): State<Double>,
+    Path(class): Path<String>,
+    body: Bytes,
+) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -147,12 +166,18 @@ pub async fn add_tenants(State(d): State<Double>, Path(class): Path<String>, bod
     let names: Vec<String> = body
         .as_array()
         .map(|items| {
-            items.iter().filter_map(|t| t.get("name")?.as_str().map(str::to_owned)).collect()
+            items
+                .iter()
+                .filter_map(|t| t.get("name")?.as_str().map(str::to_owned))
+                .collect()
         })
         .unwrap_or_default();
     match d.store.add_tenants(&class, names.clone()) {
         Ok(Some(())) => Json(Value::Array(
-            names.into_iter().map(|n| json!({"activityStatus": "HOT", "name": n})).collect(),
+            names
+                .into_iter()
+                .map(|n| json!({"activityStatus": "HOT", "name": n}))
+                .collect(),
         ))
         .into_response(),
         Ok(None) => error_response(
@@ -166,7 +191,10 @@ pub async fn add_tenants(State(d): State<Double>, Path(class): Path<String>, bod
 pub async fn get_tenants(State(d): State<Double>, Path(class): Path<String>) -> Response {
     match d.store.tenants(&class) {
         Some(names) => Json(Value::Array(
-            names.into_iter().map(|n| json!({"activityStatus": "HOT", "name": n})).collect(),
+            names
+                .into_iter()
+                .map(|n| json!({"activityStatus": "HOT", "name": n}))
+                .collect(),
         ))
         .into_response(),
         None => error_response(
@@ -185,7 +213,10 @@ pub fn object_json(o: &StoredObject, include_vector: bool) -> Map<String, Value>
     m.insert("creationTimeUnix".into(), json!(o.creation_time_unix));
     m.insert("id".into(), json!(o.id));
     m.insert("lastUpdateTimeUnix".into(), json!(o.last_update_time_unix));
-    m.insert("properties".into(), sorted(Value::Object(o.properties.clone())));
+    m.insert(
+        "properties".into(),
+        sorted(Value::Object(o.properties.clone())),
+    );
     if let Some(t) = &o.tenant {
         m.insert("tenant".into(), json!(t));
     }
@@ -194,8 +225,11 @@ pub fn object_json(o: &StoredObject, include_vector: bool) -> Map<String, Value>
             m.insert("vector".into(), go_f32_vec(v));
         }
         if !o.vectors.is_empty() {
-            let named: Map<String, Value> =
-                o.vectors.iter().map(|(k, v)| (k.clone(), go_f32_vec(v))).collect();
+            let named: Map<String, Value> = o
+                .vectors
+                .iter()
+                .map(|(k, v)| (k.clone(), go_f32_vec(v)))
+                .collect();
             m.insert("vectors".into(), Value::Object(named));
         }
     }
@@ -203,7 +237,9 @@ pub fn object_json(o: &StoredObject, include_vector: bool) -> Map<String, Value>
 }
 
 fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, String> {
-    let items = v.as_array().ok_or_else(|| format!("{what} must be an array of numbers"))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| format!("{what} must be an array of numbers"))?;
     items
         .iter()
         .map(|x| {
@@ -222,21 +258,28 @@ fn parse_vector(v: &Value, what: &str) -> Result<Vec<f32>, String> {
 pub fn parse_object(body: &Value) -> Result<ObjectInput, String> {
     let obj = body.as_object().ok_or("object must be a JSON object")?;
     let mut input = ObjectInput {
-        class: obj.get("class").and_then(Value::as_str).map(class_name).unwrap_or_default(),
+        class: obj
+            .get("class")
+            .and_then(Value::as_str)
+            .map(class_name)
+            .unwrap_or_default(),
         tenant: obj.get("tenant").and_then(Value::as_str).map(str::to_owned),
         ..ObjectInput::default()
     };
     if let Some(id) = obj.get("id").filter(|v| !v.is_null()) {
         let text = id.as_str().unwrap_or_default();
         input.id = Some(
-            Uuid::parse_str(text).map_err(|_| format!("id in body must be of type uuid: \"{text}\""))?,
+            Uuid::parse_str(text)
+                .map_err(|_| format!("id in body must be of type uuid: \"{text}\""))?,
         );
     }
     match obj.get("properties") {
         None | Some(Value::Null) => {}
         Some(Value::Object(props)) => {
-            input.properties =
-                props.iter().map(|(k, v)| (property_name(k), v.clone())).collect();
+            input.properties = props
+                .iter()
+                .map(|(k, v)| (property_name(k), v.clone()))
+                .collect();
         }
         Some(_) => return Err("invalid object: properties must be an object".into()),
     }
@@ -266,7 +309,13 @@ pub struct ObjectQuery {
 /// `?include=` values known to a Weaviate without modules.
 fn include_vector(q: &ObjectQuery) -> Result<bool, Response> {
     let mut vector = false;
-    for item in q.include.as_deref().unwrap_or_default().split(',').map(str::trim) {
+    for item in q
+        .include
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+    {
         match item {
             "" | "classification" => {}
             "vector" => vector = true,
@@ -351,7 +400,12 @@ pub async fn list_objects(
         }
     }
     let limit = q.limit.unwrap_or(25);
-    match d.store.list_objects(class.as_deref(), q.tenant.as_deref(), q.offset.unwrap_or(0), limit) {
+    match d.store.list_objects(
+        class.as_deref(),
+        q.tenant.as_deref(),
+        q.offset.unwrap_or(0),
+        limit,
+    ) {
         Ok(objects) => {
             let objects: Vec<Value> = objects
                 .iter()
@@ -364,7 +418,10 @@ pub async fn list_objects(
         }
         Err(ObjectError::NotFound) => error_response(
             StatusCode::NOT_FOUND,
-            format!("class \"{}\" not found in schema", class.unwrap_or_default()),
+            format!(
+                "class \"{}\" not found in schema",
+                class.unwrap_or_default()
+            ),
         ),
         Err(e) => object_error(e),
     }
@@ -385,7 +442,10 @@ fn get_impl(d: &Double, p: &Principal, class: Option<&str>, id: &str, q: &Object
             return forbidden(p, c);
         }
     }
-    match d.store.get_object(class.as_deref(), id, q.tenant.as_deref()) {
+    match d
+        .store
+        .get_object(class.as_deref(), id, q.tenant.as_deref())
+    {
         Ok(o) if !p.can_access(&o.class) => forbidden(p, &o.class),
         Ok(o) => Json(Value::Object(object_json(&o, with_vector))).into_response(),
         Err(e) => object_error(e),
@@ -410,7 +470,13 @@ pub async fn get_object_by_id(
     get_impl(&d, &p, None, &id, &q)
 }
 
-fn head_impl(d: &Double, p: &Principal, class: Option<&str>, id: &str, q: &ObjectQuery) -> Response {
+fn head_impl(
+    d: &Double,
+    p: &Principal,
+    class: Option<&str>,
+    id: &str,
+    q: &ObjectQuery,
+) -> Response {
     let response = get_impl(d, p, class, id, q);
     match response.status() {
         StatusCode::OK => StatusCode::NO_CONTENT.into_response(),
@@ -455,7 +521,10 @@ pub async fn put_object(
         Err(m) => return error_response(StatusCode::UNPROCESSABLE_ENTITY, m),
     };
     if input.id.is_some_and(|body_id| body_id != id) {
-        return error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid update: field 'id' is immutable");
+        return error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid update: field 'id' is immutable",
+        );
     }
     input.id = Some(id);
     input.class = class_name(&class);
@@ -554,7 +623,11 @@ pub async fn batch_objects(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let items = body.get("objects").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = body
+        .get("objects")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if items.is_empty() {
         return error_response(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -602,7 +675,10 @@ pub async fn batch_objects(
 // ---------------------------------------------------------------- graphql
 
 fn graphql_request(body: &Value) -> Result<GraphqlRequest, String> {
-    let query = body.get("query").and_then(Value::as_str).unwrap_or_default();
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if query.is_empty() {
         return Err("query cannot be empty".into());
     }
@@ -610,12 +686,18 @@ fn graphql_request(body: &Value) -> Result<GraphqlRequest, String> {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(v)) => v.clone(),
         Some(other) => {
-            return Err(format!("variables must be a JSON object, got {}", go_type(other)))
+            return Err(format!(
+                "variables must be a JSON object, got {}",
+                go_type(other)
+            ))
         }
     };
     Ok(GraphqlRequest {
         query: query.to_owned(),
-        operation_name: body.get("operationName").and_then(Value::as_str).map(str::to_owned),
+        operation_name: body
+            .get("operationName")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         variables,
     })
 }
@@ -647,7 +729,10 @@ pub async fn graphql_batch(
         Err(r) => return r,
     };
     let Some(items) = body.as_array() else {
-        return error_response(StatusCode::UNPROCESSABLE_ENTITY, "batch body must be an array");
+        return error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "batch body must be an array",
+        );
     };
     let out: Vec<Value> = items
         .iter()

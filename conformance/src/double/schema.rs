@@ -43,7 +43,11 @@ pub struct PropInfo {
 impl ClassInfo {
     /// Derives the view from a stored (already validated) class definition.
     pub fn from_def(def: &Map<String, Value>) -> Self {
-        let name = def.get("class").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let name = def
+            .get("class")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let properties = def
             .get("properties")
             .and_then(Value::as_array)
@@ -51,13 +55,17 @@ impl ClassInfo {
             .unwrap_or_default();
         let mt = def.get("multiTenancyConfig");
         let flag = |key: &str| {
-            mt.and_then(|m| m.get(key)).and_then(Value::as_bool).unwrap_or(false)
+            mt.and_then(|m| m.get(key))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
         };
         let named: Vec<(String, Metric)> = def
             .get("vectorConfig")
             .and_then(Value::as_object)
             .map(|vc| {
-                vc.iter().map(|(n, cfg)| (n.clone(), metric_of(cfg.get("vectorIndexConfig")))).collect()
+                vc.iter()
+                    .map(|(n, cfg)| (n.clone(), metric_of(cfg.get("vectorIndexConfig"))))
+                    .collect()
             })
             .unwrap_or_default();
         let legacy_metric = (named.is_empty() || def.contains_key("vectorIndexConfig"))
@@ -163,7 +171,10 @@ pub fn prepare_new_class(body: Value) -> Result<Map<String, Value>, SchemaError>
     for p in props {
         let p = prepare_property(&name, p)?;
         let pname = p.get("name").and_then(Value::as_str).unwrap_or_default();
-        if prepared.iter().any(|q| q.get("name").and_then(Value::as_str) == Some(pname)) {
+        if prepared
+            .iter()
+            .any(|q| q.get("name").and_then(Value::as_str) == Some(pname))
+        {
             return err(format!(
                 "class \"{name}\": conflict for property \"{pname}\": already in use or provided multiple times"
             ));
@@ -194,7 +205,9 @@ pub fn prepare_new_class(body: Value) -> Result<Map<String, Value>, SchemaError>
             Some(v) => v.to_owned(),
         };
         if vectorizer != "none" {
-            return err(format!("vectorizer: no module with name \"{vectorizer}\" present"));
+            return err(format!(
+                "vectorizer: no module with name \"{vectorizer}\" present"
+            ));
         }
         def.insert("vectorizer".into(), Value::String(vectorizer));
     }
@@ -210,12 +223,17 @@ pub fn prepare_new_class(body: Value) -> Result<Map<String, Value>, SchemaError>
         }
         for (module, cfg) in mc {
             if !(cfg.is_object() || cfg.is_null()) {
-                return err(format!("module config for {module} is not a map, got {}", go_v(cfg)));
+                return err(format!(
+                    "module config for {module} is not a map, got {}",
+                    go_v(cfg)
+                ));
             }
         }
     }
 
-    let mt = def.entry("multiTenancyConfig").or_insert_with(|| Value::Object(Map::new()));
+    let mt = def
+        .entry("multiTenancyConfig")
+        .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(mt) = mt {
         for key in ["autoTenantActivation", "autoTenantCreation", "enabled"] {
             mt.entry(key).or_insert(Value::Bool(false));
@@ -226,12 +244,18 @@ pub fn prepare_new_class(body: Value) -> Result<Map<String, Value>, SchemaError>
 
 /// Index defaults: `vectorIndexType: "hnsw"`, `vectorIndexConfig.distance: "cosine"`.
 fn prepare_index(target: &mut Map<String, Value>) -> Result<(), SchemaError> {
-    target.entry("vectorIndexType").or_insert_with(|| Value::String("hnsw".into()));
-    let cfg = target.entry("vectorIndexConfig").or_insert_with(|| Value::Object(Map::new()));
+    target
+        .entry("vectorIndexType")
+        .or_insert_with(|| Value::String("hnsw".into()));
+    let cfg = target
+        .entry("vectorIndexConfig")
+        .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(cfg) = cfg else {
         return err("vectorIndexConfig must be an object");
     };
-    let distance = cfg.entry("distance").or_insert_with(|| Value::String("cosine".into()));
+    let distance = cfg
+        .entry("distance")
+        .or_insert_with(|| Value::String("cosine".into()));
     match distance.as_str() {
         Some(d) if Metric::parse(d).is_some() => Ok(()),
         _ => err(format!(
@@ -243,7 +267,9 @@ fn prepare_index(target: &mut Map<String, Value>) -> Result<(), SchemaError> {
 
 fn prepare_named_vector(vname: &str, cfg: &mut Value) -> Result<(), SchemaError> {
     let Value::Object(cfg) = cfg else {
-        return err(format!("target vector \"{vname}\": vector config must be an object"));
+        return err(format!(
+            "target vector \"{vname}\": vector config must be an object"
+        ));
     };
     let module = match cfg.get("vectorizer") {
         Some(Value::Object(v)) if v.len() == 1 => v.keys().next().cloned().unwrap_or_default(),
@@ -253,7 +279,11 @@ fn prepare_named_vector(vname: &str, cfg: &mut Value) -> Result<(), SchemaError>
                 v.len()
             ))
         }
-        _ => return err(format!("target vector \"{vname}\": vectorizer config must be an object")),
+        _ => {
+            return err(format!(
+                "target vector \"{vname}\": vectorizer config must be an object"
+            ))
+        }
     };
     if module != "none" {
         return err(format!(
@@ -286,9 +316,13 @@ pub fn prepare_property(class: &str, p: Value) -> Result<Map<String, Value>, Sch
             ))
         }
     };
-    let is_text = matches!(data_type.as_str(), "text" | "text[]" | "string" | "string[]");
+    let is_text = matches!(
+        data_type.as_str(),
+        "text" | "text[]" | "string" | "string[]"
+    );
     if is_text {
-        p.entry("tokenization").or_insert_with(|| Value::String("word".into()));
+        p.entry("tokenization")
+            .or_insert_with(|| Value::String("word".into()));
     }
     p.entry("indexFilterable").or_insert(Value::Bool(true));
     p.entry("indexRangeFilters").or_insert(Value::Bool(false));
@@ -306,7 +340,11 @@ pub fn prepare_update(
     let Value::Object(mut new) = go_numbers(body) else {
         return err("class must be a JSON object");
     };
-    let name = old.get("class").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = old
+        .get("class")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let new_name = class_name(new.get("class").and_then(Value::as_str).unwrap_or(&name));
     if new_name != name {
         return err(format!(
@@ -316,8 +354,14 @@ pub fn prepare_update(
     new.insert("class".into(), Value::String(name.clone()));
 
     let empty = Map::new();
-    let old_mc = old.get("moduleConfig").and_then(Value::as_object).unwrap_or(&empty);
-    let new_mc = new.get("moduleConfig").and_then(Value::as_object).unwrap_or(&empty);
+    let old_mc = old
+        .get("moduleConfig")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let new_mc = new
+        .get("moduleConfig")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let mut modules: Vec<&String> = old_mc.keys().chain(new_mc.keys()).collect();
     modules.sort();
     modules.dedup();
@@ -338,7 +382,11 @@ pub fn prepare_update(
             .unwrap_or_default()
     };
     if let Some(Value::Object(old_vc)) = old.get("vectorConfig") {
-        let new_vc = new.get("vectorConfig").and_then(Value::as_object).cloned().unwrap_or_default();
+        let new_vc = new
+            .get("vectorConfig")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         for (vname, cfg) in old_vc {
             let a = vectorizer_of(cfg);
             let b = new_vc.get(vname).map(vectorizer_of).unwrap_or_default();
@@ -359,7 +407,11 @@ pub fn prepare_update(
         new.insert("vectorConfig".into(), Value::Object(merged));
     }
     if let Some(old_v) = old.get("vectorizer").and_then(Value::as_str) {
-        let new_v = new.get("vectorizer").and_then(Value::as_str).unwrap_or(old_v).to_owned();
+        let new_v = new
+            .get("vectorizer")
+            .and_then(Value::as_str)
+            .unwrap_or(old_v)
+            .to_owned();
         if new_v != old_v {
             return err(format!(
                 "vectorizer is immutable: attempted change from \"{old_v}\" to \"{new_v}\""
@@ -380,7 +432,12 @@ pub fn prepare_update(
             _ => {}
         }
     }
-    new.insert("properties".into(), old.get("properties").cloned().unwrap_or(Value::Array(vec![])));
+    new.insert(
+        "properties".into(),
+        old.get("properties")
+            .cloned()
+            .unwrap_or(Value::Array(vec![])),
+    );
     Ok(new)
 }
 
@@ -391,16 +448,22 @@ mod tests {
 
     #[test]
     fn defaults_and_rejections() {
-        let c = prepare_new_class(json!({"class": "article", "properties": [{"name": "Title", "dataType": ["text"]}]}))
-            .unwrap();
+        let c = prepare_new_class(
+            json!({"class": "article", "properties": [{"name": "Title", "dataType": ["text"]}]}),
+        )
+        .unwrap();
         assert_eq!(c["class"], "Article");
         assert_eq!(c["vectorizer"], "none");
         assert_eq!(c["vectorIndexConfig"]["distance"], "cosine");
         assert_eq!(c["properties"][0]["name"], "title");
         assert_eq!(c["properties"][0]["tokenization"], "word");
 
-        let e = prepare_new_class(json!({"class": "A", "vectorizer": "multi2vec-clip"})).unwrap_err();
-        assert_eq!(e.0, "vectorizer: no module with name \"multi2vec-clip\" present");
+        let e =
+            prepare_new_class(json!({"class": "A", "vectorizer": "multi2vec-clip"})).unwrap_err();
+        assert_eq!(
+            e.0,
+            "vectorizer: no module with name \"multi2vec-clip\" present"
+        );
         let e = prepare_new_class(json!({"class": "A", "moduleConfig": {"m": "x"}})).unwrap_err();
         assert_eq!(e.0, "module config for m is not a map, got x");
         let e = prepare_new_class(json!({"class": "A",

@@ -44,7 +44,8 @@ impl VectorSearch {
 
     /// The certainty threshold, a distance converted as Aggregate does (§2.6).
     pub fn certainty_or_converted_distance(&self) -> Option<f32> {
-        self.certainty.or(self.distance.map(certainty_from_distance))
+        self.certainty
+            .or(self.distance.map(certainty_from_distance))
     }
 
     fn keeps(&self, distance: f32) -> bool {
@@ -136,7 +137,9 @@ pub enum SearchError {
     ObjectWithoutVector(Uuid),
     #[error("multiple target vectors are not supported with certainty")]
     CertaintyWithTargets,
-    #[error("can't compute and return certainty when vector index is configured with {0} distance")]
+    #[error(
+        "can't compute and return certainty when vector index is configured with {0} distance"
+    )]
     CertaintyNotCosine(Metric),
     #[error("weight for target {0} is not provided")]
     MissingWeight(String),
@@ -151,7 +154,10 @@ impl From<ObjectError> for SearchError {
 }
 
 /// Resolved targets of a class: `None` = legacy index.
-fn resolve_targets(class: &ClassData, vs: &VectorSearch) -> Result<Vec<Option<String>>, SearchError> {
+fn resolve_targets(
+    class: &ClassData,
+    vs: &VectorSearch,
+) -> Result<Vec<Option<String>>, SearchError> {
     let info = &class.info;
     let mut requested = vs.targets.clone();
     if requested.is_empty() {
@@ -175,7 +181,10 @@ fn resolve_targets(class: &ClassData, vs: &VectorSearch) -> Result<Vec<Option<St
             if info.named.iter().any(|(n, _)| *n == t) {
                 Ok(Some(t))
             } else {
-                Err(SearchError::UnknownTarget { class: info.name.clone(), target: t })
+                Err(SearchError::UnknownTarget {
+                    class: info.name.clone(),
+                    target: t,
+                })
             }
         })
         .collect()
@@ -195,10 +204,15 @@ fn query_vectors(
             .iter()
             .map(|t| {
                 let name = t.clone().unwrap_or_default();
-                map.get(&name).cloned().ok_or(SearchError::MissingTargetVector(name))
+                map.get(&name)
+                    .cloned()
+                    .ok_or(SearchError::MissingTargetVector(name))
             })
             .collect(),
-        QueryVector::Object { id, class: beacon_class } => {
+        QueryVector::Object {
+            id,
+            class: beacon_class,
+        } => {
             let in_class = beacon_class.as_deref().unwrap_or(&class.info.name);
             let obj = db
                 .find_object(Some(in_class), *id, tenant)
@@ -217,8 +231,14 @@ fn query_vectors(
 }
 
 /// Searches one class.
-pub fn search(db: &Db, class_name: &str, params: &SearchParams<'_>) -> Result<Vec<Hit>, SearchError> {
-    let class = db.class(class_name).ok_or_else(|| SearchError::ClassNotFound(class_name.into()))?;
+pub fn search(
+    db: &Db,
+    class_name: &str,
+    params: &SearchParams<'_>,
+) -> Result<Vec<Hit>, SearchError> {
+    let class = db
+        .class(class_name)
+        .ok_or_else(|| SearchError::ClassNotFound(class_name.into()))?;
     class.check_tenant(params.tenant)?;
     if let Some(f) = params.filter {
         f.check(&class.info)?;
@@ -239,7 +259,10 @@ pub fn search(db: &Db, class_name: &str, params: &SearchParams<'_>) -> Result<Ve
             .into_iter()
             .skip(params.offset)
             .take(limit)
-            .map(|o| Hit { object: o.clone(), distance: None })
+            .map(|o| Hit {
+                object: o.clone(),
+                distance: None,
+            })
             .collect());
     };
 
@@ -269,9 +292,14 @@ pub fn search(db: &Db, class_name: &str, params: &SearchParams<'_>) -> Result<Ve
     'objects: for obj in candidates {
         let mut distances = Vec::with_capacity(targets.len());
         for ((target, query), metric) in targets.iter().zip(&queries).zip(&metrics) {
-            let Some(stored) = obj.vector_for(target.as_deref()) else { continue 'objects };
+            let Some(stored) = obj.vector_for(target.as_deref()) else {
+                continue 'objects;
+            };
             if stored.len() != query.len() {
-                return Err(SearchError::Dimensions { query: query.len(), stored: stored.len() });
+                return Err(SearchError::Dimensions {
+                    query: query.len(),
+                    stored: stored.len(),
+                });
             }
             distances.push(metric.distance(query, stored));
         }
@@ -285,7 +313,10 @@ pub fn search(db: &Db, class_name: &str, params: &SearchParams<'_>) -> Result<Ve
         .into_iter()
         .skip(params.offset)
         .take(limit)
-        .map(|(d, o)| Hit { object: o.clone(), distance: Some(d) })
+        .map(|(d, o)| Hit {
+            object: o.clone(),
+            distance: Some(d),
+        })
         .collect())
 }
 
@@ -297,7 +328,13 @@ fn combine(vs: &VectorSearch, targets: &[Option<String>], distances: &[f32]) -> 
         Combination::ManualWeights => targets
             .iter()
             .zip(distances)
-            .map(|(t, d)| d * t.as_ref().and_then(|t| vs.weights.get(t)).copied().unwrap_or(1.0))
+            .map(|(t, d)| {
+                d * t
+                    .as_ref()
+                    .and_then(|t| vs.weights.get(t))
+                    .copied()
+                    .unwrap_or(1.0)
+            })
             .sum(),
     }
 }
@@ -326,12 +363,17 @@ pub fn count(
         limit: if vector.is_some() { object_limit } else { None },
     };
     if vector.is_none() {
-        let class = db.class(class_name).ok_or_else(|| SearchError::ClassNotFound(class_name.into()))?;
+        let class = db
+            .class(class_name)
+            .ok_or_else(|| SearchError::ClassNotFound(class_name.into()))?;
         class.check_tenant(tenant)?;
         if let Some(f) = filter {
             f.check(&class.info)?;
         }
-        return Ok(class.objects_of(tenant).filter(|o| filter.is_none_or(|f| f.matches(&class.info, o))).count());
+        return Ok(class
+            .objects_of(tenant)
+            .filter(|o| filter.is_none_or(|f| f.matches(&class.info, o)))
+            .count());
     }
     Ok(search(db, class_name, &params)?.len())
 }
@@ -349,7 +391,9 @@ pub fn explore(
         QueryVector::Vector(v) => v.clone(),
         QueryVector::PerTarget(_) => return Err(SearchError::TargetRequired),
         QueryVector::Object { id, class } => {
-            let obj = db.find_object(class.as_deref(), *id, None).ok_or(SearchError::ObjectNotFound(*id))?;
+            let obj = db
+                .find_object(class.as_deref(), *id, None)
+                .ok_or(SearchError::ObjectNotFound(*id))?;
             let target = vs.targets.first().map(String::as_str);
             obj.vector_for(target)
                 .or_else(|| obj.vectors.values().next().map(Vec::as_slice))
@@ -371,7 +415,10 @@ pub fn explore(
                 _ => continue,
             },
         };
-        let metric = class.info.metric(target.as_deref()).unwrap_or(Metric::Cosine);
+        let metric = class
+            .info
+            .metric(target.as_deref())
+            .unwrap_or(Metric::Cosine);
         participating.push((class, target, metric));
     }
     if let Some((_, _, first)) = participating.first() {
@@ -389,7 +436,9 @@ pub fn explore(
     let mut scored: Vec<(f32, &StoredObject)> = Vec::new();
     for (class, target, metric) in &participating {
         for obj in class.objects_of(None) {
-            let Some(stored) = obj.vector_for(target.as_deref()) else { continue };
+            let Some(stored) = obj.vector_for(target.as_deref()) else {
+                continue;
+            };
             if stored.len() != query.len() {
                 continue;
             }
@@ -404,7 +453,10 @@ pub fn explore(
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|(d, o)| Hit { object: o.clone(), distance: Some(d) })
+        .map(|(d, o)| Hit {
+            object: o.clone(),
+            distance: Some(d),
+        })
         .collect())
 }
 
@@ -431,12 +483,19 @@ pub fn hybrid(
     params: &SearchParams<'_>,
     h: &HybridSearch<'_>,
 ) -> Result<Vec<(Hit, f32)>, SearchError> {
-    let class = db.class(class_name).ok_or_else(|| SearchError::ClassNotFound(class_name.into()))?;
+    let class = db
+        .class(class_name)
+        .ok_or_else(|| SearchError::ClassNotFound(class_name.into()))?;
     let mut vector_hits: Vec<Hit> = Vec::new();
     if let (true, Some(vs)) = (h.alpha > 0.0, h.vector) {
         let mut vs = vs.clone();
         vs.distance = h.max_vector_distance.or(vs.distance);
-        let p = SearchParams { vector: Some(&vs), offset: 0, limit: None, ..params.clone() };
+        let p = SearchParams {
+            vector: Some(&vs),
+            offset: 0,
+            limit: None,
+            ..params.clone()
+        };
         vector_hits = search(db, class_name, &p)?;
     }
     let mut keyword_hits: Vec<(f32, &StoredObject)> = Vec::new();
@@ -475,35 +534,68 @@ pub fn hybrid(
     }
 
     let mut fused: Vec<(f32, Hit)> = Vec::new();
-    let mut add = |hit: Hit, score: f32| {
-        match fused.iter_mut().find(|(_, f)| f.object.id == hit.object.id) {
+    let mut add =
+        |hit: Hit, score: f32| match fused.iter_mut().find(|(_, f)| f.object.id == hit.object.id) {
             Some((s, _)) => *s += score,
             None => fused.push((score, hit)),
-        }
-    };
+        };
     let normalize = |scores: Vec<f32>| -> Vec<f32> {
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let min = scores.iter().copied().fold(f32::INFINITY, f32::min);
-        scores.iter().map(|s| if max > min { (s - min) / (max - min) } else { 1.0 }).collect()
+        scores
+            .iter()
+            .map(|s| {
+                if max > min {
+                    (s - min) / (max - min)
+                } else {
+                    1.0
+                }
+            })
+            .collect()
     };
     if h.ranked {
         for (rank, hit) in vector_hits.into_iter().enumerate() {
             add(hit, h.alpha / (60.0 + rank as f32));
         }
         for (rank, (_, obj)) in keyword_hits.into_iter().enumerate() {
-            add(Hit { object: obj.clone(), distance: None }, (1.0 - h.alpha) / (60.0 + rank as f32));
+            add(
+                Hit {
+                    object: obj.clone(),
+                    distance: None,
+                },
+                (1.0 - h.alpha) / (60.0 + rank as f32),
+            );
         }
     } else {
-        let vnorm = normalize(vector_hits.iter().map(|hit| -hit.distance.unwrap_or(0.0)).collect());
+        let vnorm = normalize(
+            vector_hits
+                .iter()
+                .map(|hit| -hit.distance.unwrap_or(0.0))
+                .collect(),
+        );
         for (hit, n) in vector_hits.into_iter().zip(vnorm) {
             add(hit, h.alpha * n);
         }
         let knorm = normalize(keyword_hits.iter().map(|(s, _)| *s).collect());
         for ((_, obj), n) in keyword_hits.into_iter().zip(knorm) {
-            add(Hit { object: obj.clone(), distance: None }, (1.0 - h.alpha) * n);
+            add(
+                Hit {
+                    object: obj.clone(),
+                    distance: None,
+                },
+                (1.0 - h.alpha) * n,
+            );
         }
     }
-    fused.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.object.seq.cmp(&b.1.object.seq)));
+    fused.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.object.seq.cmp(&b.1.object.seq))
+    });
     let limit = params.limit.unwrap_or(MAX_RESULTS).min(MAX_RESULTS);
-    Ok(fused.into_iter().skip(params.offset).take(limit).map(|(s, hit)| (hit, s)).collect())
+    Ok(fused
+        .into_iter()
+        .skip(params.offset)
+        .take(limit)
+        .map(|(s, hit)| (hit, s))
+        .collect())
 }

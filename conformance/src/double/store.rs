@@ -90,7 +90,13 @@ pub struct ClassData {
 impl ClassData {
     fn new(def: Map<String, Value>) -> Self {
         let info = ClassInfo::from_def(&def);
-        Self { def, info, tenants: BTreeSet::new(), objects: HashMap::new(), dims: HashMap::new() }
+        Self {
+            def,
+            info,
+            tenants: BTreeSet::new(),
+            objects: HashMap::new(),
+            dims: HashMap::new(),
+        }
     }
 
     /// All objects of a tenant (`None` for a class without multi-tenancy), unordered.
@@ -98,7 +104,9 @@ impl ClassData {
         &'a self,
         tenant: Option<&'a str>,
     ) -> impl Iterator<Item = &'a StoredObject> + 'a {
-        self.objects.values().filter(move |o| o.tenant.as_deref() == tenant)
+        self.objects
+            .values()
+            .filter(move |o| o.tenant.as_deref() == tenant)
     }
 
     pub fn object(&self, tenant: Option<&str>, id: Uuid) -> Option<&StoredObject> {
@@ -167,13 +175,15 @@ pub struct Store {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Weaviate's blob check (§5.3): `^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$`.
 pub fn is_blob_base64(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.is_empty() || b.len() % 4 != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(4) {
         return false;
     }
     let alpha = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
@@ -214,11 +224,15 @@ impl Store {
     }
 
     fn read_guard(&self) -> RwLockReadGuard<'_, Db> {
-        self.db.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write_guard(&self) -> RwLockWriteGuard<'_, Db> {
-        self.db.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     // ---- schema ----
@@ -236,7 +250,11 @@ impl Store {
     pub fn create_class(&self, body: Value) -> Result<Map<String, Value>, SchemaError> {
         let def = schema::prepare_new_class(body)?;
         let mut db = self.write_guard();
-        let name = def.get("class").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let name = def
+            .get("class")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if db.class(&name).is_some() {
             return Err(SchemaError(format!("class name \"{name}\" already exists")));
         }
@@ -251,7 +269,9 @@ impl Store {
         body: Value,
     ) -> Result<Option<Map<String, Value>>, SchemaError> {
         let mut db = self.write_guard();
-        let Some(class) = db.class_mut(name) else { return Ok(None) };
+        let Some(class) = db.class_mut(name) else {
+            return Ok(None);
+        };
         let def = schema::prepare_update(&class.def, body)?;
         class.info = ClassInfo::from_def(&def);
         class.def = def.clone();
@@ -271,9 +291,15 @@ impl Store {
         body: Value,
     ) -> Result<Option<Map<String, Value>>, SchemaError> {
         let mut db = self.write_guard();
-        let Some(c) = db.class_mut(class) else { return Ok(None) };
+        let Some(c) = db.class_mut(class) else {
+            return Ok(None);
+        };
         let prop = schema::prepare_property(&c.info.name, body)?;
-        let pname = prop.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let pname = prop
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if c.info.property(&pname).is_some() {
             return Err(SchemaError(format!(
                 "class \"{}\": conflict for property \"{pname}\": already in use or provided multiple times",
@@ -287,7 +313,9 @@ impl Store {
     /// `POST /v1/schema/{class}/tenants`; `Ok(None)` when the class does not exist.
     pub fn add_tenants(&self, class: &str, names: Vec<String>) -> Result<Option<()>, SchemaError> {
         let mut db = self.write_guard();
-        let Some(c) = db.class_mut(class) else { return Ok(None) };
+        let Some(c) = db.class_mut(class) else {
+            return Ok(None);
+        };
         if !c.info.multi_tenancy {
             return Err(SchemaError(format!(
                 "multi-tenancy is not enabled for class \"{}\"",
@@ -323,7 +351,9 @@ impl Store {
         let mut db = self.write_guard();
         let class_name = schema::class_name(&input.class);
         if class_name.is_empty() {
-            return Err(ObjectError::Invalid("invalid object: the given class is empty".into()));
+            return Err(ObjectError::Invalid(
+                "invalid object: the given class is empty".into(),
+            ));
         }
         if db.class(&class_name).is_none() {
             let def = schema::prepare_new_class(serde_json::json!({"class": class_name}))
@@ -331,7 +361,9 @@ impl Store {
             db.classes.push(ClassData::new(def));
         }
         let seq = db.next_seq;
-        let Some(class) = db.class_mut(&class_name) else { return Err(ObjectError::NotFound) };
+        let Some(class) = db.class_mut(&class_name) else {
+            return Err(ObjectError::NotFound);
+        };
         validate_against(class, &input, true)?;
         if class.info.multi_tenancy {
             if let Some(t) = &input.tenant {
@@ -351,8 +383,11 @@ impl Store {
             (None, _) => now,
         };
         let vector = input.vector.filter(|v| !v.is_empty());
-        let vectors: BTreeMap<String, Vec<f32>> =
-            input.vectors.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        let vectors: BTreeMap<String, Vec<f32>> = input
+            .vectors
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
         check_dims(class, vector.as_deref(), &vectors)?;
         let obj = StoredObject {
             id,
@@ -383,7 +418,9 @@ impl Store {
                 c.check_tenant(tenant)?;
                 return c.object(tenant, id).cloned().ok_or(ObjectError::NotFound);
             }
-            db.find_object(None, id, tenant).cloned().ok_or(ObjectError::NotFound)
+            db.find_object(None, id, tenant)
+                .cloned()
+                .ok_or(ObjectError::NotFound)
         })
     }
 
@@ -395,7 +432,9 @@ impl Store {
         let class = db.class_mut(&input.class).ok_or(ObjectError::NotFound)?;
         class.check_tenant(input.tenant.as_deref())?;
         let key = (input.tenant.clone(), id);
-        let Some(old) = class.objects.get(&key).cloned() else { return Err(ObjectError::NotFound) };
+        let Some(old) = class.objects.get(&key).cloned() else {
+            return Err(ObjectError::NotFound);
+        };
         let mut merged = ObjectInput {
             class: class.info.name.clone(),
             id: Some(id),
@@ -412,8 +451,11 @@ impl Store {
         validate_against(class, &merged, false)?;
         auto_schema(class, &merged.properties);
         let vector = merged.vector.filter(|v| !v.is_empty());
-        let vectors: BTreeMap<String, Vec<f32>> =
-            merged.vectors.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        let vectors: BTreeMap<String, Vec<f32>> = merged
+            .vectors
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
         check_dims(class, vector.as_deref(), &vectors)?;
         let obj = StoredObject {
             properties: merged.properties,
@@ -438,15 +480,22 @@ impl Store {
         let mut db = self.write_guard();
         let class_name = match class {
             Some(c) => c.to_owned(),
-            None => db.find_object(None, id, tenant).ok_or(ObjectError::NotFound)?.class.clone(),
+            None => db
+                .find_object(None, id, tenant)
+                .ok_or(ObjectError::NotFound)?
+                .class
+                .clone(),
         };
         let c = db.class_mut(&class_name).ok_or(ObjectError::NotFound)?;
         c.check_tenant(tenant)?;
-        c.objects.remove(&(tenant.map(str::to_owned), id)).map(|_| ()).ok_or(ObjectError::NotFound)
+        c.objects
+            .remove(&(tenant.map(str::to_owned), id))
+            .map(|_| ())
+            .ok_or(ObjectError::NotFound)
     }
 
-    /// `GET /v1/objects`: objects of one class (or all classes), in id order as Weaviate's
-    /// object bucket lists them; returns the page and the total.
+    /// `GET /v1/objects`: one page of the objects of a class (or of all classes), in id order
+    /// as Weaviate's object bucket lists them.
     pub fn list_objects(
         &self,
         class: Option<&str>,
@@ -480,7 +529,9 @@ fn push_property(class: &mut ClassData, prop: Value) {
     if let Some(Value::Array(props)) = class.def.get_mut("properties") {
         props.push(prop);
     } else {
-        class.def.insert("properties".into(), Value::Array(vec![prop]));
+        class
+            .def
+            .insert("properties".into(), Value::Array(vec![prop]));
     }
     class.info = ClassInfo::from_def(&class.def);
 }
@@ -490,7 +541,9 @@ fn auto_schema(class: &mut ClassData, properties: &Map<String, Value>) {
         if class.info.property(name).is_some() {
             continue;
         }
-        let Some(dt) = infer_data_type(value) else { continue };
+        let Some(dt) = infer_data_type(value) else {
+            continue;
+        };
         let mut prop = serde_json::json!({"name": name, "dataType": [dt]});
         if dt == "object" {
             prop["nestedProperties"] = Value::Array(vec![]);
@@ -516,7 +569,9 @@ fn validate_against(
         other => other?,
     }
     for (prop, value) in &input.properties {
-        let Some(info) = class.info.property(prop) else { continue };
+        let Some(info) = class.info.property(prop) else {
+            continue;
+        };
         if info.data_type == "blob" {
             match value {
                 Value::String(s) if is_blob_base64(s) => {}

@@ -37,12 +37,16 @@ impl Metric {
         match self {
             Self::Cosine => 1.0 - dot(&normalize(query), &normalize(stored)),
             Self::Dot => -dot(query, stored),
-            Self::L2Squared => {
-                query.iter().zip(stored).map(|(a, b)| (a - b) * (a - b)).fold(0.0, |s, x| s + x)
-            }
-            Self::Manhattan => {
-                query.iter().zip(stored).map(|(a, b)| (a - b).abs()).fold(0.0, |s, x| s + x)
-            }
+            Self::L2Squared => query
+                .iter()
+                .zip(stored)
+                .map(|(a, b)| (a - b) * (a - b))
+                .fold(0.0, |s, x| s + x),
+            Self::Manhattan => query
+                .iter()
+                .zip(stored)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, |s, x| s + x),
             Self::Hamming => query.iter().zip(stored).filter(|(a, b)| a != b).count() as f32,
         }
     }

@@ -19,12 +19,20 @@ impl Client {
 
     pub async fn start_with(double: Double) -> Self {
         let (addr, _handle) = spawn_double(double).await.expect("bind 127.0.0.1:0");
-        Self { base: format!("http://{addr}"), http: reqwest::Client::new(), token: None }
+        Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            token: None,
+        }
     }
 
     /// The same server with a bearer token.
     pub fn with_token(&self, token: &str) -> Self {
-        Self { base: self.base.clone(), http: self.http.clone(), token: Some(token.to_owned()) }
+        Self {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            token: Some(token.to_owned()),
+        }
     }
 
     pub async fn raw(&self, method: Method, path: &str, body: Option<Value>) -> (u16, String) {
@@ -42,7 +50,11 @@ impl Client {
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let (status, text) = self.raw(method, path, body).await;
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("json body") };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json body")
+        };
         (status, value)
     }
 

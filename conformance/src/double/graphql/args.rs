@@ -17,7 +17,9 @@ pub fn vector_literal(arg: &Arg, what: &str) -> Result<Vec<f32>, String> {
             "{what}: vectors must be written as literal lists, GraphQL variables are not supported"
         ));
     }
-    let items = arg.as_list().ok_or_else(|| format!("{what} must be a list of numbers"))?;
+    let items = arg
+        .as_list()
+        .ok_or_else(|| format!("{what} must be a list of numbers"))?;
     items
         .iter()
         .map(|x| {
@@ -34,7 +36,12 @@ pub fn vector_literal(arg: &Arg, what: &str) -> Result<Vec<f32>, String> {
 
 fn strings(arg: Option<&Arg>) -> Vec<String> {
     arg.and_then(Arg::as_list)
-        .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -43,7 +50,11 @@ fn common(arg: &Arg, vs: &mut VectorSearch) -> Result<(), String> {
     if arg.get("certainty").is_some() && arg.get("distance").is_some() {
         return Err("cannot provide distance and certainty".into());
     }
-    vs.certainty = arg.get("certainty").and_then(Arg::as_f64).map(|c| c as f32).filter(|c| *c != 0.0);
+    vs.certainty = arg
+        .get("certainty")
+        .and_then(Arg::as_f64)
+        .map(|c| c as f32)
+        .filter(|c| *c != 0.0);
     vs.distance = arg.get("distance").and_then(Arg::as_f64).map(|d| d as f32);
     vs.targets = strings(arg.get("targetVectors"));
     if let Some(targets) = arg.get("targets") {
@@ -79,11 +90,17 @@ pub fn near_vector(arg: &Arg) -> Result<VectorSearch, String> {
         let map = per.as_object().ok_or("vectorPerTarget must be an object")?;
         let mut out = BTreeMap::new();
         for (name, v) in map {
-            out.insert(name.clone(), vector_literal(v, &format!("vectorPerTarget.{name}"))?);
+            out.insert(
+                name.clone(),
+                vector_literal(v, &format!("vectorPerTarget.{name}"))?,
+            );
         }
         QueryVector::PerTarget(out)
     } else {
-        let v = arg.as_object().and_then(|m| m.get("vector")).ok_or("vector is required")?;
+        let v = arg
+            .as_object()
+            .and_then(|m| m.get("vector"))
+            .ok_or("vector is required")?;
         QueryVector::Vector(vector_literal(v, "vector")?)
     };
     let mut vs = VectorSearch::new(query);
@@ -106,8 +123,14 @@ fn beacon(raw: &str) -> Result<(Option<String>, Uuid), String> {
 
 /// `nearObject { id | beacon, certainty, distance, targetVectors, targets }`.
 pub fn near_object(arg: &Arg) -> Result<VectorSearch, String> {
-    let (class, id) = match (arg.get("id").and_then(Arg::as_str), arg.get("beacon").and_then(Arg::as_str)) {
-        (Some(id), _) => (None, Uuid::parse_str(id).map_err(|_| format!("invalid id {id}"))?),
+    let (class, id) = match (
+        arg.get("id").and_then(Arg::as_str),
+        arg.get("beacon").and_then(Arg::as_str),
+    ) {
+        (Some(id), _) => (
+            None,
+            Uuid::parse_str(id).map_err(|_| format!("invalid id {id}"))?,
+        ),
         (None, Some(b)) => beacon(b)?,
         (None, None) => return Err("empty id and beacon".into()),
     };
@@ -118,7 +141,10 @@ pub fn near_object(arg: &Arg) -> Result<VectorSearch, String> {
 
 /// `where { operator, path, value*, operands }`.
 pub fn filter(arg: &Arg) -> Result<Filter, String> {
-    let op = arg.get("operator").and_then(Arg::as_str).ok_or("operator is required")?;
+    let op = arg
+        .get("operator")
+        .and_then(Arg::as_str)
+        .ok_or("operator is required")?;
     match op {
         "And" | "Or" => {
             let operands = arg
@@ -126,7 +152,11 @@ pub fn filter(arg: &Arg) -> Result<Filter, String> {
                 .and_then(Arg::as_list)
                 .ok_or_else(|| format!("operator {op} requires operands"))?;
             let parsed = operands.iter().map(filter).collect::<Result<Vec<_>, _>>()?;
-            Ok(if op == "And" { Filter::And(parsed) } else { Filter::Or(parsed) })
+            Ok(if op == "And" {
+                Filter::And(parsed)
+            } else {
+                Filter::Or(parsed)
+            })
         }
         other => {
             let op = Operator::parse(other)
@@ -146,7 +176,10 @@ pub fn filter(arg: &Arg) -> Result<Filter, String> {
             } else if let Some(v) = arg.get("valueBoolean") {
                 FilterValue::Boolean(v.as_bool().ok_or("valueBoolean must be a boolean")?)
             } else {
-                return Err("got operator but no value (valueText, valueInt, valueNumber, valueBoolean)".into());
+                return Err(
+                    "got operator but no value (valueText, valueInt, valueNumber, valueBoolean)"
+                        .into(),
+                );
             };
             Ok(Filter::Compare { path, op, value })
         }
@@ -179,7 +212,10 @@ pub fn hybrid(arg: &Arg) -> Result<Hybrid, String> {
     if !(0.0..=1.0).contains(&alpha) {
         return Err("alpha should be between 0.0 and 1.0".into());
     }
-    let search = arg.get("searches").and_then(Arg::as_list).and_then(|l| l.first());
+    let search = arg
+        .get("searches")
+        .and_then(Arg::as_list)
+        .and_then(|l| l.first());
     let near_text = search.and_then(|s| s.get("nearText")).is_some();
     let search_vector = search.and_then(|s| s.get("nearVector"));
     if near_text && search_vector.is_some() {
@@ -199,7 +235,11 @@ pub fn hybrid(arg: &Arg) -> Result<Hybrid, String> {
                 v.as_list()
                     .ok_or("vector must be a list of numbers")?
                     .iter()
-                    .map(|x| x.as_f64().map(|f| f as f32).ok_or("vector must be a list of numbers"))
+                    .map(|x| {
+                        x.as_f64()
+                            .map(|f| f as f32)
+                            .ok_or("vector must be a list of numbers")
+                    })
                     .collect::<Result<Vec<_>, _>>()?,
             ));
             vs.targets = targets;
@@ -219,11 +259,18 @@ pub fn hybrid(arg: &Arg) -> Result<Hybrid, String> {
         _ => Fusion::RelativeScore,
     };
     Ok(Hybrid {
-        query: arg.get("query").and_then(Arg::as_str).unwrap_or_default().to_owned(),
+        query: arg
+            .get("query")
+            .and_then(Arg::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         alpha: alpha as f32,
         vector,
         near_text,
-        max_vector_distance: arg.get("maxVectorDistance").and_then(Arg::as_f64).map(|d| d as f32),
+        max_vector_distance: arg
+            .get("maxVectorDistance")
+            .and_then(Arg::as_f64)
+            .map(|d| d as f32),
         properties: strings(arg.get("properties")),
         fusion,
     })

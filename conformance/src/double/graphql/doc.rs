@@ -102,9 +102,11 @@ impl Arg {
             },
             Value::String(s) => Arg::Str(s.clone()),
             Value::Array(items) => Arg::List(items.iter().map(Arg::from_json).collect()),
-            Value::Object(m) => {
-                Arg::Object(m.iter().map(|(k, v)| (k.clone(), Arg::from_json(v))).collect())
-            }
+            Value::Object(m) => Arg::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Arg::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -145,7 +147,11 @@ pub fn select_operation<'q>(
         None => match ops.as_slice() {
             [only] => only,
             [] => return Err("Must provide an operation.".into()),
-            _ => return Err("Must provide operation name if query contains multiple operations.".into()),
+            _ => {
+                return Err(
+                    "Must provide operation name if query contains multiple operations.".into(),
+                )
+            }
         },
     };
     match op {
@@ -196,14 +202,20 @@ impl<'q> Ctx<'q> {
             .collect();
         let mut vars = defaults;
         vars.extend(variables.clone());
-        Self { src: Source::new(src), fragments, variables: vars }
+        Self {
+            src: Source::new(src),
+            fragments,
+            variables: vars,
+        }
     }
 
     /// Converts a literal, substituting variables.
     pub fn arg(&self, v: &GqlValue<'_, String>) -> Arg {
         match v {
             GqlValue::Variable(name) => Arg::Variable(Box::new(
-                self.variables.get(name.as_str()).map_or(Arg::Null, Arg::from_json),
+                self.variables
+                    .get(name.as_str())
+                    .map_or(Arg::Null, Arg::from_json),
             )),
             GqlValue::Null => Arg::Null,
             GqlValue::Int(n) => n.as_i64().map_or(Arg::Null, Arg::Int),
@@ -251,7 +263,12 @@ impl<'q> Ctx<'q> {
         out
     }
 
-    fn collect(&self, set: &'q SelectionSet<'q, String>, out: &mut Vec<&'q GField<'q>>, depth: usize) {
+    fn collect(
+        &self,
+        set: &'q SelectionSet<'q, String>,
+        out: &mut Vec<&'q GField<'q>>,
+        depth: usize,
+    ) {
         if depth > 32 {
             return;
         }

@@ -42,7 +42,11 @@ pub fn run<'q>(
                 for class_field in ctx.fields(&field.selection_set) {
                     let ck = key(class_field);
                     if class_field.name == "__typename" {
-                        let t = if aggregate { "AggregateObjectsObj" } else { "GetObjectsObj" };
+                        let t = if aggregate {
+                            "AggregateObjectsObj"
+                        } else {
+                            "GetObjectsObj"
+                        };
                         out.insert(ck, json!(t));
                         continue;
                     }
@@ -72,7 +76,11 @@ pub fn run<'q>(
                     data.insert(k, v);
                 }
                 Err(message) => {
-                    errors.push(GqlError::resolver(message, ctx.field_location(field), vec![k.clone()]));
+                    errors.push(GqlError::resolver(
+                        message,
+                        ctx.field_location(field),
+                        vec![k.clone()],
+                    ));
                     data.insert(k, Value::Null);
                 }
             },
@@ -99,27 +107,33 @@ fn parse_near(
     let nv = args
         .get("nearVector")
         .filter(|a| !a.is_null())
-        .map(|a| args::near_vector(a).map_err(|e| format!("failed to extract nearVector params: {e}")))
+        .map(|a| {
+            args::near_vector(a).map_err(|e| format!("failed to extract nearVector params: {e}"))
+        })
         .transpose()?;
     let no = args
         .get("nearObject")
         .filter(|a| !a.is_null())
-        .map(|a| args::near_object(a).map_err(|e| format!("failed to extract nearObject params: {e}")))
+        .map(|a| {
+            args::near_object(a).map_err(|e| format!("failed to extract nearObject params: {e}"))
+        })
         .transpose()?;
     Ok((nv, no))
 }
 
 fn non_negative(args: &BTreeMap<String, Arg>, name: &str) -> Option<usize> {
-    args.get(name).and_then(Arg::as_i64).and_then(|v| usize::try_from(v).ok())
+    args.get(name)
+        .and_then(Arg::as_i64)
+        .and_then(|v| usize::try_from(v).ok())
 }
 
 /// Weaviate's wording per failure, with the `Get` prefixes of §2.2.
 fn get_error(e: SearchError) -> String {
     match e {
         SearchError::Tenant(m) => m,
-        SearchError::Filter(_) | SearchError::CertaintyNotCosine(_) | SearchError::CertaintyWithTargets => {
-            e.to_string()
-        }
+        SearchError::Filter(_)
+        | SearchError::CertaintyNotCosine(_)
+        | SearchError::CertaintyWithTargets => e.to_string(),
         SearchError::TargetRequired => format!("explorer: get class: validate target vector: {e}"),
         SearchError::ObjectNotFound(_) | SearchError::ObjectWithoutVector(_) => {
             format!("explorer: get class: vectorize params: {e}")
@@ -138,10 +152,20 @@ fn get_class<'q>(
     if !principal.can_access(class_name) {
         return Err(principal.forbidden_message(class_name));
     }
-    let class = db.class(class_name).ok_or_else(|| format!("class {class_name} not found"))?;
+    let class = db
+        .class(class_name)
+        .ok_or_else(|| format!("class {class_name} not found"))?;
     let info = &class.info;
     let args = ctx.args(field);
-    for name in ["after", "autocut", "sort", "group", "groupBy", "bm25", "consistencyLevel"] {
+    for name in [
+        "after",
+        "autocut",
+        "sort",
+        "group",
+        "groupBy",
+        "bm25",
+        "consistencyLevel",
+    ] {
         if args.get(name).is_some_and(|a| !a.is_null()) {
             return Err(unsupported(name));
         }
@@ -162,7 +186,11 @@ fn get_class<'q>(
         .iter()
         .copied()
         .filter(|f| f.name == "_additional")
-        .any(|a| ctx.fields(&a.selection_set).iter().any(|f| f.name == "certainty"));
+        .any(|a| {
+            ctx.fields(&a.selection_set)
+                .iter()
+                .any(|f| f.name == "certainty")
+        });
     let vector = match (near_vector, near_object) {
         (Some(_), Some(_)) => {
             return Err("explorer: get class: vectorize params: found both 'nearVector' and 'nearObject' parameters which are conflicting, choose one instead".into())
@@ -171,7 +199,10 @@ fn get_class<'q>(
         (None, None) => None,
     };
     if wants_certainty {
-        let target = vector.as_ref().and_then(|v| v.targets.first()).map(String::as_str);
+        let target = vector
+            .as_ref()
+            .and_then(|v| v.targets.first())
+            .map(String::as_str);
         if let Some(m) = info.metric(target).filter(|m| *m != Metric::Cosine) {
             return Err(SearchError::CertaintyNotCosine(m).to_string());
         }
@@ -184,7 +215,13 @@ fn get_class<'q>(
             None if vs.certainty.is_some() || vs.distance.is_some() => None,
             None => Some(DEFAULT_LIMIT),
         };
-        let params = SearchParams { tenant, filter: filter.as_ref(), vector: Some(vs), offset, limit };
+        let params = SearchParams {
+            tenant,
+            filter: filter.as_ref(),
+            vector: Some(vs),
+            offset,
+            limit,
+        };
         search::search(db, class_name, &params).map_err(get_error)?
     } else if let Some(h) = &hybrid {
         if h.alpha > 0.0 && h.vector.is_none() {
@@ -216,7 +253,10 @@ fn get_class<'q>(
             .into_iter()
             .map(|(hit, s)| {
                 scores.push(Some(s));
-                Hit { distance: None, ..hit }
+                Hit {
+                    distance: None,
+                    ..hit
+                }
             })
             .collect()
     } else {
@@ -256,12 +296,17 @@ fn render_object<'q>(
                     let v = match a.name.as_str() {
                         "id" => json!(o.id),
                         "distance" => hit.distance.map_or(Value::Null, go_f32),
-                        "certainty" => hit.distance.map_or(Value::Null, |d| go_f32(certainty_from_distance(d))),
+                        "certainty" => hit
+                            .distance
+                            .map_or(Value::Null, |d| go_f32(certainty_from_distance(d))),
                         "vector" => o.vector.as_deref().map_or(Value::Null, go_f32_vec),
                         "vectors" => {
                             let mut named = Map::new();
                             for n in ctx.fields(&a.selection_set) {
-                                let v = o.vectors.get(&n.name).map_or(Value::Null, |v| go_f32_vec(v));
+                                let v = o
+                                    .vectors
+                                    .get(&n.name)
+                                    .map_or(Value::Null, |v| go_f32_vec(v));
                                 named.insert(key(n), v);
                             }
                             Value::Object(named)
@@ -270,7 +315,10 @@ fn render_object<'q>(
                         "lastUpdateTimeUnix" => json!(o.last_update_time_unix.to_string()),
                         "score" => score.map_or(Value::Null, |s| json!(s.to_string())),
                         "explainScore" => score.map_or(Value::Null, |s| {
-                            json!(format!("(hybrid) Document {} contributed {s} to the score", o.id))
+                            json!(format!(
+                                "(hybrid) Document {} contributed {s} to the score",
+                                o.id
+                            ))
                         }),
                         "__typename" => json!(format!("{}AdditionalFields", info.name)),
                         _ => Value::Null,
@@ -281,7 +329,11 @@ fn render_object<'q>(
             }
             name => match info.property(name) {
                 Some(p) if p.data_type.starts_with(|c: char| c.is_ascii_uppercase()) => Value::Null,
-                _ => o.properties.get(name).cloned().map_or(Value::Null, go_numbers),
+                _ => o
+                    .properties
+                    .get(name)
+                    .cloned()
+                    .map_or(Value::Null, go_numbers),
             },
         };
         out.insert(key(f), value);
@@ -303,7 +355,10 @@ fn aggregate_class<'q>(
     let has_near = ["nearVector", "nearObject", "hybrid"]
         .iter()
         .any(|n| args.get(*n).is_some_and(|a| !a.is_null()));
-    let object_limit = args.get("objectLimit").filter(|a| !a.is_null()).and_then(Arg::as_i64);
+    let object_limit = args
+        .get("objectLimit")
+        .filter(|a| !a.is_null())
+        .and_then(Arg::as_i64);
     if let Some(l) = object_limit {
         if l <= 0 {
             return Err("objectLimit must be a positive integer".into());
@@ -333,8 +388,15 @@ fn aggregate_class<'q>(
         }
     }
     let object_limit = object_limit.and_then(|l| usize::try_from(l).ok());
-    let count = search::count(db, class_name, tenant, filter.as_ref(), vector.as_ref(), object_limit)
-        .map_err(|e| e.to_string())?;
+    let count = search::count(
+        db,
+        class_name,
+        tenant,
+        filter.as_ref(),
+        vector.as_ref(),
+        object_limit,
+    )
+    .map_err(|e| e.to_string())?;
 
     let mut group = Map::new();
     for f in ctx.fields(&field.selection_set) {
@@ -378,13 +440,14 @@ fn explore<'q>(
     };
     let offset = non_negative(&args, "offset").unwrap_or(0);
     let limit = non_negative(&args, "limit").unwrap_or(EXPLORE_DEFAULT_LIMIT);
-    let hits = search::explore(db, &vs, offset, limit, |c| principal.can_access(c))
-        .map_err(|e| match e {
+    let hits = search::explore(db, &vs, offset, limit, |c| principal.can_access(c)).map_err(
+        |e| match e {
             SearchError::ObjectNotFound(_) | SearchError::ObjectWithoutVector(_) => {
                 format!("vectorize params: {e}")
             }
             other => other.to_string(),
-        })?;
+        },
+    )?;
     let selection = ctx.fields(&field.selection_set);
     let items: Vec<Value> = hits
         .iter()
@@ -393,7 +456,10 @@ fn explore<'q>(
             for f in &selection {
                 let d = hit.distance.unwrap_or(0.0);
                 let v = match f.name.as_str() {
-                    "beacon" => json!(format!("weaviate://localhost/{}/{}", hit.object.class, hit.object.id)),
+                    "beacon" => json!(format!(
+                        "weaviate://localhost/{}/{}",
+                        hit.object.class, hit.object.id
+                    )),
                     "className" => json!(hit.object.class),
                     "certainty" => go_f32(certainty_from_distance(d)),
                     "distance" => go_f32(d),

@@ -99,7 +99,11 @@ impl<'a> Source<'a> {
                 return out;
             }
             i = self.skip_ignored(i + 1);
-            out.push(ArgSpan { name, name_offset: start, value_offset: i });
+            out.push(ArgSpan {
+                name,
+                name_offset: start,
+                value_offset: i,
+            });
             i = self.skip_value(i);
         }
     }
@@ -221,6 +225,9 @@ mod tests {
     fn parser_positions_map_to_offsets() {
         let q = "{\n\tGet { X }\n}";
         let s = Source::new(q);
-        assert_eq!(s.offset_of(Pos { line: 2, column: 9 }), q.find('G').unwrap());
+        assert_eq!(
+            s.offset_of(Pos { line: 2, column: 9 }),
+            q.find('G').unwrap()
+        );
     }
 }

@@ -32,11 +32,19 @@ pub struct GqlError {
 
 impl GqlError {
     fn validation(message: String, locations: Vec<(usize, usize)>) -> Self {
-        Self { message, locations, path: None }
+        Self {
+            message,
+            locations,
+            path: None,
+        }
     }
 
     fn resolver(message: String, location: (usize, usize), path: Vec<String>) -> Self {
-        Self { message, locations: vec![location], path: Some(path) }
+        Self {
+            message,
+            locations: vec![location],
+            path: Some(path),
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -66,7 +74,10 @@ fn syntax_error(message: &str) -> GqlError {
         .unwrap_or((1, 1));
     let detail: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
     GqlError::validation(
-        format!("Syntax Error GraphQL request ({line}:{column}) {}", detail.join("; ")),
+        format!(
+            "Syntax Error GraphQL request ({line}:{column}) {}",
+            detail.join("; ")
+        ),
         vec![(line, column)],
     )
 }
@@ -93,7 +104,10 @@ pub fn execute(store: &Store, principal: &Principal, req: &GraphqlRequest) -> Va
         let mut out = Map::new();
         out.insert("data".into(), sorted(Value::Object(data)));
         if !errors.is_empty() {
-            out.insert("errors".into(), Value::Array(errors.iter().map(GqlError::to_json).collect()));
+            out.insert(
+                "errors".into(),
+                Value::Array(errors.iter().map(GqlError::to_json).collect()),
+            );
         }
         Value::Object(out)
     })

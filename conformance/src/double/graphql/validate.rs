@@ -14,8 +14,18 @@ use crate::double::schema::ClassInfo;
 /// Core `Get` arguments (§1.2). Order matters only for tie-breaking suggestions.
 fn get_arguments(class: &ClassInfo) -> Vec<&'static str> {
     let mut args = vec![
-        "nearVector", "nearObject", "where", "limit", "offset", "after", "autocut", "sort", "group",
-        "groupBy", "bm25", "hybrid",
+        "nearVector",
+        "nearObject",
+        "where",
+        "limit",
+        "offset",
+        "after",
+        "autocut",
+        "sort",
+        "group",
+        "groupBy",
+        "bm25",
+        "hybrid",
     ];
     if class.multi_tenancy {
         args.push("tenant");
@@ -27,7 +37,15 @@ fn get_arguments(class: &ClassInfo) -> Vec<&'static str> {
 }
 
 fn aggregate_arguments(class: &ClassInfo) -> Vec<&'static str> {
-    let mut args = vec!["nearVector", "nearObject", "where", "limit", "objectLimit", "groupBy", "hybrid"];
+    let mut args = vec![
+        "nearVector",
+        "nearObject",
+        "where",
+        "limit",
+        "objectLimit",
+        "groupBy",
+        "hybrid",
+    ];
     if class.multi_tenancy {
         args.push("tenant");
     }
@@ -115,7 +133,11 @@ pub fn validate<'q>(
     root: &'q SelectionSet<'q, String>,
     classes: &[ClassInfo],
 ) -> Vec<GqlError> {
-    let mut v = Validator { ctx, classes, errors: Vec::new() };
+    let mut v = Validator {
+        ctx,
+        classes,
+        errors: Vec::new(),
+    };
     let mut root_fields: Vec<&str> = vec!["__typename"];
     if !classes.is_empty() {
         root_fields.extend(["Get", "Aggregate", "Explore"]);
@@ -151,7 +173,10 @@ pub fn validate<'q>(
 impl<'q> Validator<'_, 'q> {
     fn unknown_field(&mut self, field: &GField<'q>, name: &str, type_name: &str, options: &[&str]) {
         self.errors.push(GqlError::validation(
-            format!("Cannot query field \"{name}\" on type \"{type_name}\".{}", did_you_mean(name, options)),
+            format!(
+                "Cannot query field \"{name}\" on type \"{type_name}\".{}",
+                did_you_mean(name, options)
+            ),
             vec![self.ctx.field_location(field)],
         ));
     }
@@ -164,7 +189,12 @@ impl<'q> Validator<'_, 'q> {
             let span_offset = spans
                 .iter()
                 .filter(|s| s.name == *name)
-                .nth(field.arguments[..i].iter().filter(|(n, _)| n == name).count())
+                .nth(
+                    field.arguments[..i]
+                        .iter()
+                        .filter(|(n, _)| n == name)
+                        .count(),
+                )
                 .map_or(offset, |s| s.name_offset);
             let loc = self.ctx.src.location(span_offset);
             if !known.contains(&name.as_str()) {
@@ -212,7 +242,11 @@ impl<'q> Validator<'_, 'q> {
                     if !fields.contains(&sub.name.as_str()) {
                         self.unknown_field(sub, &sub.name, &sub_type, &fields);
                     } else if sub.name == "meta" {
-                        self.leaf_fields(sub, &format!("Aggregate{}MetaObject", class.name), &["count", "__typename"]);
+                        self.leaf_fields(
+                            sub,
+                            &format!("Aggregate{}MetaObject", class.name),
+                            &["count", "__typename"],
+                        );
                     }
                 }
             } else {
@@ -247,12 +281,32 @@ mod tests {
 
     #[test]
     fn suggestions_match_spec() {
-        let get = ["nearVector", "nearObject", "where", "limit", "offset", "after", "autocut", "sort",
-            "group", "groupBy", "bm25", "hybrid", "tenant", "consistencyLevel"];
-        assert_eq!(did_you_mean("nearText", &get), " Did you mean \"nearVector\" or \"nearObject\"?");
+        let get = [
+            "nearVector",
+            "nearObject",
+            "where",
+            "limit",
+            "offset",
+            "after",
+            "autocut",
+            "sort",
+            "group",
+            "groupBy",
+            "bm25",
+            "hybrid",
+            "tenant",
+            "consistencyLevel",
+        ];
+        assert_eq!(
+            did_you_mean("nearText", &get),
+            " Did you mean \"nearVector\" or \"nearObject\"?"
+        );
         assert_eq!(did_you_mean("nearImage", &get), "");
         assert_eq!(did_you_mean("ask", &get), "");
-        assert_eq!(did_you_mean("nearText", &EXPLORE_ARGUMENTS), " Did you mean \"nearVector\" or \"nearObject\"?");
+        assert_eq!(
+            did_you_mean("nearText", &EXPLORE_ARGUMENTS),
+            " Did you mean \"nearVector\" or \"nearObject\"?"
+        );
         assert_eq!(quoted_or_list(&["a", "b", "c"]), "\"a\", \"b\", or \"c\"");
     }
 }
