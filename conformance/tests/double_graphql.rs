@@ -371,7 +371,7 @@ async fn module_arguments_are_unknown_with_exact_text_and_location() {
     let body = c.gql("{ Get { Shape { nope } } }").await;
     assert_eq!(
         body["errors"][0]["message"],
-        "Cannot query field \"nope\" on type \"Shape\"."
+        "Cannot query field \"nope\" on type \"Shape\". Did you mean \"name\"?"
     );
 }
 

@@ -28,13 +28,22 @@ const SHAPES: [&str; 10] = [
 ];
 
 fn image_b64(name: &str) -> String {
-    let path = format!("{}/../fixtures/images/{name}.png", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../fixtures/images/{name}.png",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 async fn post_json(env: &TestEnv, url: String, body: &Value) -> (u16, Value) {
-    let response = env.client.post(url).json(body).send().await.expect("answer");
+    let response = env
+        .client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("answer");
     let status = response.status().as_u16();
     (status, response.json().await.expect("json body"))
 }
@@ -82,7 +91,8 @@ async fn shapes() -> (TestEnv, Vec<(String, Vec<f32>)>) {
     for (i, name) in SHAPES.iter().enumerate() {
         let vector = image_vector(&env, &image_b64(name)).await;
         let id = format!("00000000-0000-0000-0000-{:012}", i + 1);
-        let object = json!({"class": "Shape", "id": id, "properties": {"name": name}, "vector": vector});
+        let object =
+            json!({"class": "Shape", "id": id, "properties": {"name": name}, "vector": vector});
         let (status, body) = post_json(&env, env.weaviate_url("/v1/objects"), &object).await;
         assert_eq!(status, 200, "{body}");
         stored.push((name.to_string(), vector));
@@ -108,7 +118,10 @@ fn assert_hits(hits: &Value, expected: &[(String, f64)], n: usize) {
         let d = hit["_additional"]["distance"].as_f64().expect("distance");
         let c = hit["_additional"]["certainty"].as_f64().expect("certainty");
         assert!((d - distance).abs() < 1e-5, "{name}: {d} vs {distance}");
-        assert!((c - (1.0 - distance / 2.0)).abs() < 1e-5, "{name}: certainty {c}");
+        assert!(
+            (c - (1.0 - distance / 2.0)).abs() < 1e-5,
+            "{name}: certainty {c}"
+        );
     }
 }
 
@@ -145,17 +158,24 @@ async fn near_image_and_certainty_filter() {
 #[tokio::test]
 async fn moves_hybrid_aggregate_explore_and_batch() {
     let (env, stored) = shapes().await;
-    // moveAwayFrom an object: stored vectors come back through the gateway's lookup.
+    // A move towards concepts.
     let query = r#"{ Get { Shape(nearText: {concepts: ["a red circle"], moveTo: {concepts: ["a blue square"], force: 0.9}}, limit: 1) { name } } }"#;
     let answer = graphql(&env, query).await;
     assert!(answer.get("errors").is_none(), "{answer}");
-    let hybrid = r#"{ Get { Shape(hybrid: {query: "a yellow star", alpha: 1}, limit: 1) { name } } }"#;
+    let hybrid =
+        r#"{ Get { Shape(hybrid: {query: "a yellow star", alpha: 1}, limit: 1) { name } } }"#;
     let answer = graphql(&env, hybrid).await;
-    assert_eq!(answer["data"]["Get"]["Shape"][0]["name"], "yellow-star", "{answer}");
+    assert_eq!(
+        answer["data"]["Get"]["Shape"][0]["name"], "yellow-star",
+        "{answer}"
+    );
 
     let aggregate = r#"{ Aggregate { Shape(nearText: {concepts: ["a red circle"]}, objectLimit: 3) { meta { count } } } }"#;
     let answer = graphql(&env, aggregate).await;
-    assert_eq!(answer["data"]["Aggregate"]["Shape"][0]["meta"]["count"], 3, "{answer}");
+    assert_eq!(
+        answer["data"]["Aggregate"]["Shape"][0]["meta"]["count"], 3,
+        "{answer}"
+    );
 
     let explore = r#"{ Explore(nearText: {concepts: ["a red circle"]}, limit: 2) { beacon className distance } }"#;
     let answer = graphql(&env, explore).await;
@@ -163,15 +183,13 @@ async fn moves_hybrid_aggregate_explore_and_batch() {
     let first = &answer["data"]["Explore"][0];
     assert_eq!(first["className"], "Shape", "{answer}");
     assert_eq!(
-        first["beacon"],
-        "weaviate://localhost/Shape/00000000-0000-0000-0000-000000000001",
+        first["beacon"], "weaviate://localhost/Shape/00000000-0000-0000-0000-000000000001",
         "{answer}"
     );
 
-    let near_object_move = format!(
-        r#"{{ Get {{ Shape(nearText: {{concepts: ["a red circle"], moveAwayFrom: {{objects: [{{id: "00000000-0000-0000-0000-000000000001"}}], force: 0.5}}}}, limit: 1) {{ name }} }} }}"#
-    );
-    let answer = graphql(&env, &near_object_move).await;
+    // A move away from a stored object, looked up through the gateway.
+    let near_object_move = r#"{ Get { Shape(nearText: {concepts: ["a red circle"], moveAwayFrom: {objects: [{id: "00000000-0000-0000-0000-000000000001"}], force: 0.5}}, limit: 1) { name } } }"#;
+    let answer = graphql(&env, near_object_move).await;
     assert!(answer.get("errors").is_none(), "{answer}");
 
     let batch = json!([
@@ -184,14 +202,19 @@ async fn moves_hybrid_aggregate_explore_and_batch() {
     assert_eq!(status, 200, "{answers}");
     let answers = answers.as_array().expect("array");
     assert_eq!(answers.len(), 4);
-    assert_eq!(answers[0]["data"]["Get"]["Shape"][0]["name"], "green-triangle");
+    assert_eq!(
+        answers[0]["data"]["Get"]["Shape"][0]["name"],
+        "green-triangle"
+    );
     assert_eq!(
         answers[1]["errors"][0]["message"],
         r#"Unknown argument "nearText" on field "Plain" of type "GetObjectsObj". Did you mean "nearVector" or "nearObject"?"#
     );
     assert_eq!(answers[2]["data"]["Get"]["Plain"], json!([]));
     assert_eq!(answers[3]["data"]["Get"]["Shape"], Value::Null);
-    let message = answers[3]["errors"][0]["message"].as_str().expect("message");
+    let message = answers[3]["errors"][0]["message"]
+        .as_str()
+        .expect("message");
     assert!(
         message.starts_with("explorer: get class: concurrentTargetVectorSearch): explorer: get class: vectorize search vector: vectorize params: vectorize params: vectorize image: "),
         "{message}"
@@ -202,7 +225,11 @@ async fn moves_hybrid_aggregate_explore_and_batch() {
 #[tokio::test]
 async fn errors_use_weaviates_envelopes() {
     let (env, _) = shapes().await;
-    let answer = graphql(&env, "{\n  Get {\n    Plain(nearText: {concepts: [\"x\"]}) { name }\n  }\n}").await;
+    let answer = graphql(
+        &env,
+        "{\n  Get {\n    Plain(nearText: {concepts: [\"x\"]}) { name }\n  }\n}",
+    )
+    .await;
     assert_eq!(
         answer,
         json!({"errors":[{"locations":[{"column":11,"line":3}],
@@ -273,7 +300,9 @@ async fn recording_upstream(object_vector: Vec<f32>) -> (String, Shared) {
         .route(
             "/v1/objects/{class}/{id}",
             get(
-                move |State(rec): State<Shared>, Path((_c, _id)): Path<(String, String)>, headers: HeaderMap| async move {
+                move |State(rec): State<Shared>,
+                      Path((_c, _id)): Path<(String, String)>,
+                      headers: HeaderMap| async move {
                     let auth = headers
                         .get("authorization")
                         .and_then(|v| v.to_str().ok())
@@ -285,13 +314,17 @@ async fn recording_upstream(object_vector: Vec<f32>) -> (String, Shared) {
         )
         .route(
             "/v1/graphql",
-            post(|State(rec): State<Shared>, Json(body): Json<Value>| async move {
-                rec.lock().expect("lock").graphql.push(body);
-                Json(json!({"data": {"Get": {"Item": []}}}))
-            }),
+            post(
+                |State(rec): State<Shared>, Json(body): Json<Value>| async move {
+                    rec.lock().expect("lock").graphql.push(body);
+                    Json(json!({"data": {"Get": {"Item": []}}}))
+                },
+            ),
         )
         .with_state(recorded.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), recorded)
@@ -311,17 +344,24 @@ fn vector_in(query: &str) -> Vec<f32> {
 #[tokio::test]
 async fn forwarded_vector_of_near_text_with_moves_is_bit_exact() {
     let embedder = common::embedder().await;
-    let texts: Vec<String> = ["a red circle", "a red square", "a green triangle", "a blue circle"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let texts: Vec<String> = [
+        "a red circle",
+        "a red square",
+        "a green triangle",
+        "a blue circle",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let vectors: Vec<Vec<f32>> = embedder
         .embed_texts(&texts)
         .await
         .into_iter()
         .map(|r| r.expect("text vector").to_vec())
         .collect();
-    let object: Vec<f32> = embedder.embed_images(&[image_b64("yellow-star")]).await
+    let object: Vec<f32> = embedder
+        .embed_images(&[image_b64("yellow-star")])
+        .await
         .remove(0)
         .expect("image vector")
         .to_vec();
@@ -361,12 +401,18 @@ async fn forwarded_vector_of_near_text_with_moves_is_bit_exact() {
     let recorded = recorded.lock().expect("lock");
     assert_eq!(recorded.graphql.len(), 1);
     let forwarded = recorded.graphql[0]["query"].as_str().expect("query");
-    assert!(forwarded.starts_with("{ Get { Item(nearVector: {vector: ["), "{forwarded}");
+    assert!(
+        forwarded.starts_with("{ Get { Item(nearVector: {vector: ["),
+        "{forwarded}"
+    );
     let got = vector_in(forwarded);
     assert_eq!(got.len(), dims);
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(g.to_bits(), e.to_bits(), "dimension {i}: {g} vs {e}");
     }
     // The move object was looked up with the caller's own credentials.
-    assert_eq!(recorded.object_auth, vec![Some("Bearer caller-key".to_string())]);
+    assert_eq!(
+        recorded.object_auth,
+        vec![Some("Bearer caller-key".to_string())]
+    );
 }

@@ -47,7 +47,7 @@ fn certainty_and_distance_carried_over() {
 #[test]
 fn target_vectors_single_and_several() {
     assert_snapshot!(rewritten(&format!(
-        r#"{{ Get {{ one: Single(nearText: {{concepts: ["red"]}}) {{ name }} two: Multi(nearText: {{concepts: ["red"], targetVectors: ["a"]}}) {{ name }} both: Multi(nearText: {{concepts: ["red"], moveTo: {{objects: [{{id: "{OBJ1}"}}, {{id: "{OBJ2}"}}], force: 0.5}}, targets: {{targetVectors: ["a", "b"], combinationMethod: average}}}}) {{ name }} }} }}"#
+        r#"{{ Get {{ one: Single(nearText: {{concepts: ["red"]}}) {{ name }} two: Multi(nearText: {{concepts: ["red"], targetVectors: ["a"]}}) {{ name }} both: Multi(nearText: {{concepts: ["red"], moveTo: {{objects: [{{id: "{OBJ1}"}}], force: 0.5}}, targets: {{targetVectors: ["a", "b"], combinationMethod: average}}}}) {{ name }} }} }}"#
     )));
 }
 

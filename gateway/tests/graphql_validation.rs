@@ -194,7 +194,9 @@ fn spec_messages_exact_text() {
 fn explore_without_clip_classes_has_no_module_arguments() {
     assert_eq!(
         messages_in(&explore(NT), &plain_view()),
-        vec![r#"Unknown argument "nearText" on field "Explore" of type "WeaviateObj". Did you mean "nearVector" or "nearObject"?"#]
+        vec![
+            r#"Unknown argument "nearText" on field "Explore" of type "WeaviateObj". Did you mean "nearVector" or "nearObject"?"#
+        ]
     );
 }
 
@@ -310,8 +312,10 @@ fn literal_errors_point_at_the_value_and_every_definition_is_checked() {
         .iter()
         .map(|e| (e.location.line, e.location.column))
         .collect();
-    assert_eq!(got, vec![(2, 37), (2, 104)]);
-    assert!(errors[1].message.starts_with("Argument \"nearText\" has invalid value {certainty: 1}."));
+    assert_eq!(got, vec![(2, 37), (2, 90)]);
+    assert!(errors[1]
+        .message
+        .starts_with("Argument \"nearText\" has invalid value {certainty: 1}."));
 }
 
 #[test]
@@ -321,7 +325,11 @@ fn field_errors_null_the_field_and_keep_the_others() {
         panic!("expected a rewrite")
     };
     assert!(r.query.contains("bad: __typename"), "{}", r.query);
-    assert!(r.query.contains("ok: Item(nearVector: {vector: "), "{}", r.query);
+    assert!(
+        r.query.contains("ok: Item(nearVector: {vector: "),
+        "{}",
+        r.query
+    );
     let mut answer = json!({"data":{"Get":{"ok":[{"name":"x"}],"bad":"GetObjectsObj"}}});
     merge_field_errors(&mut answer, &r.errors);
     assert_eq!(
@@ -335,7 +343,8 @@ fn field_errors_null_the_field_and_keep_the_others() {
 
 #[test]
 fn variables_are_type_checked_once_substituted() {
-    let query = "query Q($nt: GetObjectsItemNearTextInpObj) { Get { Item(nearText: $nt) { name } } }";
+    let query =
+        "query Q($nt: GetObjectsItemNearTextInpObj) { Get { Item(nearText: $nt) { name } } }";
     let outcome = run_request(&request(query, json!({"nt": {"certainty": 0.5}})), &view());
     let Outcome::Invalid(errors) = outcome else {
         panic!("expected a validation error")

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use gateway::config::Config;
 use gateway::server::{self, AppState};
-use import_support::{assert_bits, expected, image_b64, images, legacy_vector, stored, texts, SHAPES};
+use import_support::{
+    assert_bits, expected, image_b64, images, legacy_vector, stored, texts, SHAPES,
+};
 use serde_json::{json, Value};
 use vectorizer::{EmbedError, Embedder, Vector};
 
@@ -71,17 +73,23 @@ async fn batch_of_500_with_3_bad_objects() {
     create_plain(&env).await;
 
     let pictures: Vec<String> = SHAPES.iter().map(|s| image_b64(s)).collect();
-    let captions: Vec<String> = SHAPES.iter().map(|s| format!("a {}", s.replace('-', " "))).collect();
+    let captions: Vec<String> = SHAPES
+        .iter()
+        .map(|s| format!("a {}", s.replace('-', " ")))
+        .collect();
     let not_an_image = "AAAAAAAAAAAA".to_string();
     let mut objects: Vec<Value> = (0..500)
-        .map(|i| json!({"class": "Photo", "id": import_support::id(i),
-            "properties": {"caption": captions[i % 10], "image": pictures[(i / 10) % 10]}}))
+        .map(|i| {
+            json!({"class": "Photo", "id": import_support::id(i),
+            "properties": {"caption": captions[i % 10], "image": pictures[(i / 10) % 10]}})
+        })
         .collect();
     objects[7]["properties"]["image"] = json!("data:image/png;base64,AAAA");
     objects[250]["properties"]["image"] = json!(not_an_image);
     objects[499]["properties"]["image"] = json!("%%%%");
     // An object of a class the gateway does not manage rides along untouched.
-    objects[3] = json!({"class": "Plain", "id": import_support::id(3), "properties": {"caption": "plain"}});
+    objects[3] =
+        json!({"class": "Plain", "id": import_support::id(3), "properties": {"caption": "plain"}});
 
     let response = env
         .client
@@ -98,8 +106,13 @@ async fn batch_of_500_with_3_bad_objects() {
     assert_eq!(counting.text_calls.load(Ordering::SeqCst), 1);
     assert_eq!(counting.image_calls.load(Ordering::SeqCst), 1);
 
-    let embed_error = env.embedder().embed_images(&[not_an_image.clone()]).await.remove(0)
-        .expect_err("not an image").to_string();
+    let embed_error = env
+        .embedder()
+        .embed_images(std::slice::from_ref(&not_an_image))
+        .await
+        .remove(0)
+        .expect_err("not an image")
+        .to_string();
     let blob = "invalid blob property 'image' on class 'Photo': not a valid blob base64 string";
     for (i, entry) in results.iter().enumerate() {
         assert_eq!(entry["id"], json!(import_support::id(i)), "position {i}");
@@ -111,10 +124,18 @@ async fn batch_of_500_with_3_bad_objects() {
         match want {
             Some(message) => {
                 assert_eq!(entry["result"]["status"], "FAILED", "position {i}");
-                assert_eq!(entry["result"]["errors"]["error"][0]["message"], json!(message), "position {i}");
+                assert_eq!(
+                    entry["result"]["errors"]["error"][0]["message"],
+                    json!(message),
+                    "position {i}"
+                );
                 assert_eq!(entry["class"], "Photo");
             }
-            None => assert_eq!(entry["result"], json!({"status": "SUCCESS"}), "position {i}: {entry}"),
+            None => assert_eq!(
+                entry["result"],
+                json!({"status": "SUCCESS"}),
+                "position {i}: {entry}"
+            ),
         }
     }
 
@@ -139,7 +160,10 @@ async fn batch_of_500_with_3_bad_objects() {
             .status();
         assert_eq!(status, 404);
     }
-    assert_eq!(legacy_vector(&stored(&env, "Plain", &import_support::id(3)).await), None);
+    assert_eq!(
+        legacy_vector(&stored(&env, "Plain", &import_support::id(3)).await),
+        None
+    );
 
     // Vectors bit for bit, for a spread of objects.
     for i in [0usize, 1, 11, 123, 498] {
@@ -156,14 +180,21 @@ async fn batch_of_500_with_3_bad_objects() {
 #[tokio::test]
 async fn a_batch_whose_objects_all_fail_answers_every_failure() {
     let env = common::start().await;
-    import_support::create_class(&env, &json!({"class": "Photo", "vectorizer": "multi2vec-clip",
+    import_support::create_class(
+        &env,
+        &json!({"class": "Photo", "vectorizer": "multi2vec-clip",
         "moduleConfig": {"multi2vec-clip": {"imageFields": ["image"]}},
-        "properties": [{"name": "image", "dataType": ["blob"]}]}))
+        "properties": [{"name": "image", "dataType": ["blob"]}]}),
+    )
     .await;
-    let (status, body) = import_support::post(&env, "/v1/batch/objects", &json!({"objects": [
-        {"class": "Photo", "properties": {"image": "!"}},
-        {"class": "Photo", "properties": {"image": "data:,"}}
-    ]}))
+    let (status, body) = import_support::post(
+        &env,
+        "/v1/batch/objects",
+        &json!({"objects": [
+            {"class": "Photo", "properties": {"image": "!"}},
+            {"class": "Photo", "properties": {"image": "data:,"}}
+        ]}),
+    )
     .await;
     assert_eq!(status, 200, "{body}");
     let entries = body.as_array().expect("array");
@@ -171,12 +202,19 @@ async fn a_batch_whose_objects_all_fail_answers_every_failure() {
     for entry in entries {
         assert_eq!(entry["result"]["status"], "FAILED");
         assert_eq!(entry["deprecations"], Value::Null);
-        assert_eq!(entry["id"].as_str().map(str::len), Some(36), "an id is assigned");
+        assert_eq!(
+            entry["id"].as_str().map(str::len),
+            Some(36),
+            "an id is assigned"
+        );
     }
 }
 
 async fn create_plain(env: &common::TestEnv) {
-    import_support::create_class(env, &json!({"class": "Plain", "vectorizer": "none",
-        "properties": [{"name": "caption", "dataType": ["text"]}]}))
+    import_support::create_class(
+        env,
+        &json!({"class": "Plain", "vectorizer": "none",
+        "properties": [{"name": "caption", "dataType": ["text"]}]}),
+    )
     .await;
 }

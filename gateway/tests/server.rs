@@ -15,7 +15,7 @@ use gateway::error::GatewayError;
 use gateway::server::{self, AppState};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
-use vectorizer::{Embedder, RemoteClip, RemoteOptions};
+use vectorizer::{RemoteClip, RemoteOptions};
 
 #[tokio::test]
 async fn meta_adds_the_module_and_keeps_the_rest() {
@@ -95,7 +95,7 @@ async fn metrics_are_exposed_in_prometheus_text() {
     let down = common::start_gateway(&dead, Config::default()).await;
     let failed = down
         .client
-        .get(down.url("/v1/schema"))
+        .get(down.url("/v1/nodes"))
         .send()
         .await
         .expect("502");

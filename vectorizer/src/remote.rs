@@ -203,7 +203,11 @@ impl RemoteClip {
     }
 
     /// All inputs of one modality: one request, and on an error status one request per input.
-    async fn embed(&self, modality: Modality, inputs: &[String]) -> Vec<Result<Vector, EmbedError>> {
+    async fn embed(
+        &self,
+        modality: Modality,
+        inputs: &[String],
+    ) -> Vec<Result<Vector, EmbedError>> {
         if inputs.is_empty() {
             return Vec::new();
         }
@@ -227,8 +231,14 @@ impl RemoteClip {
         }
     }
 
-    async fn vectorize_one(&self, modality: Modality, input: &String) -> Result<Vector, EmbedError> {
-        let one = self.vectorize(modality, std::slice::from_ref(input)).await?;
+    async fn vectorize_one(
+        &self,
+        modality: Modality,
+        input: &String,
+    ) -> Result<Vector, EmbedError> {
+        let one = self
+            .vectorize(modality, std::slice::from_ref(input))
+            .await?;
         one.into_iter()
             .next()
             .ok_or(EmbedError::RemoteCount { sent: 1, got: 0 })
@@ -255,18 +265,25 @@ impl RemoteClip {
             .map_err(|e| EmbedError::RemoteUnreachable(format!("marshal body: {e}")))?;
         let url = &self.vectorize_url;
         let (status, bytes) = self
-            .exchange(Method::POST, url, Some(Bytes::from(body)), self.options.timeout)
+            .exchange(
+                Method::POST,
+                url,
+                Some(Bytes::from(body)),
+                self.options.timeout,
+            )
             .await
             .map_err(|failure| match failure {
                 Failure::TooLarge { status, .. } => EmbedError::RemoteBadResponse {
                     status,
                     message: failure.cause(),
                 },
-                other => EmbedError::RemoteUnreachable(format!("Post \"{url}\": {}", other.cause())),
+                other => {
+                    EmbedError::RemoteUnreachable(format!("Post \"{url}\": {}", other.cause()))
+                }
             })?;
         // `null` decodes into Go's zero value without error; so it does here.
-        let response: Option<VectorizeResponse> = serde_json::from_slice(&bytes)
-            .map_err(|e| EmbedError::RemoteBadResponse {
+        let response: Option<VectorizeResponse> =
+            serde_json::from_slice(&bytes).map_err(|e| EmbedError::RemoteBadResponse {
                 status,
                 message: e.to_string(),
             })?;
@@ -304,9 +321,10 @@ impl RemoteClip {
         timeout: Duration,
     ) -> Result<(u16, Bytes), Failure> {
         let deadline = Instant::now() + timeout;
-        let response = tokio::time::timeout_at(deadline, self.send_with_retries(&method, url, body))
-            .await
-            .map_err(|_| Failure::TimeoutAwaitingResponse(timeout))??;
+        let response =
+            tokio::time::timeout_at(deadline, self.send_with_retries(&method, url, body))
+                .await
+                .map_err(|_| Failure::TimeoutAwaitingResponse(timeout))??;
         let status = response.status().as_u16();
         tokio::time::timeout_at(
             deadline,
@@ -369,9 +387,9 @@ impl Embedder for RemoteClip {
             .await
             .map_err(|failure| {
                 let stage = match failure {
-                    Failure::Body(_) | Failure::TimeoutReadingBody(_) | Failure::TooLarge { .. } => {
-                        "read meta response body"
-                    }
+                    Failure::Body(_)
+                    | Failure::TimeoutReadingBody(_)
+                    | Failure::TooLarge { .. } => "read meta response body",
                     _ => "send GET meta request",
                 };
                 EmbedError::RemoteProbe(format!("{stage}: Get \"{url}\": {}", failure.cause()))
@@ -394,7 +412,9 @@ impl Embedder for RemoteClip {
                 ))
             })?;
         if status > 299 {
-            return Err(EmbedError::RemoteProbe(format!("not ready: status {status}")));
+            return Err(EmbedError::RemoteProbe(format!(
+                "not ready: status {status}"
+            )));
         }
         Ok(())
     }
@@ -453,14 +473,20 @@ fn describe_transport_error(
             url.port_or_known_default().unwrap_or_default()
         );
         let cause = if err.is_timeout() {
-            format!("i/o timeout (connect timeout {:?})", options.connect_timeout)
+            format!(
+                "i/o timeout (connect timeout {:?})",
+                options.connect_timeout
+            )
         } else {
             io.map(io_text).unwrap_or_else(|| innermost_cause(err))
         };
         return (format!("dial tcp {authority}: connect: {cause}"), false);
     }
     if has_incomplete_message(err) {
-        return ("EOF (connection closed before the response)".to_string(), true);
+        return (
+            "EOF (connection closed before the response)".to_string(),
+            true,
+        );
     }
     if let Some(io) = io {
         let resendable = matches!(

@@ -77,7 +77,8 @@ type AppState = State<Arc<dyn Embedder>>;
 async fn vectorize(State(embedder): AppState, body: Bytes) -> Response {
     let (texts, images) = match parse_body(&body) {
         Ok(inputs) => inputs,
-        Err(rejection) => return rejection,
+        Err(Rejection::Unprocessable(detail)) => return unprocessable(detail),
+        Err(Rejection::BadInput(message)) => return server_error(message),
     };
     let (text_results, image_results) = tokio::join!(
         embed_all(&*embedder, &texts, false),
@@ -85,13 +86,11 @@ async fn vectorize(State(embedder): AppState, body: Bytes) -> Response {
     );
     let collected = text_results.and_then(|t| image_results.map(|i| (t, i)));
     match collected {
-        Ok((text_vectors, image_vectors)) => {
-            Json(VectorizeResponse {
-                text_vectors: Vectors(&text_vectors),
-                image_vectors: Vectors(&image_vectors),
-            })
-            .into_response()
-        }
+        Ok((text_vectors, image_vectors)) => Json(VectorizeResponse {
+            text_vectors: Vectors(&text_vectors),
+            image_vectors: Vectors(&image_vectors),
+        })
+        .into_response(),
         Err(message) => {
             tracing::warn!(error = %message, "vectorize failed");
             server_error(message)
@@ -173,10 +172,9 @@ fn unprocessable(detail: Vec<Value>) -> Response {
 /// Validates the body as FastAPI validates `ClipInput` (`texts: list = []`, `images: list = []`):
 /// shape errors are 422 in pydantic v2's format; elements that are not strings pass pydantic
 /// (the lists are untyped) and fail during inference in the container, hence 500 here.
-#[allow(clippy::result_large_err)]
-fn parse_body(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Response> {
+fn parse_body(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Rejection> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(unprocessable(vec![missing_body()]));
+        return Err(Rejection::Unprocessable(vec![missing_body()]));
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         let position = byte_offset(body, e.line(), e.column());
@@ -186,7 +184,7 @@ fn parse_body(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Response> {
             .next()
             .unwrap_or_default()
             .to_string();
-        unprocessable(vec![json!({
+        Rejection::Unprocessable(vec![json!({
             "type": "json_invalid",
             "loc": ["body", position],
             "msg": "JSON decode error",
@@ -195,10 +193,10 @@ fn parse_body(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Response> {
         })])
     })?;
     let object = match value {
-        Value::Null => return Err(unprocessable(vec![missing_body()])),
+        Value::Null => return Err(Rejection::Unprocessable(vec![missing_body()])),
         Value::Object(object) => object,
         other => {
-            return Err(unprocessable(vec![json!({
+            return Err(Rejection::Unprocessable(vec![json!({
                 "type": "model_attributes_type",
                 "loc": ["body"],
                 "msg": "Input should be a valid dictionary or object to extract fields from",
@@ -221,24 +219,31 @@ fn parse_body(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Response> {
         }
     }
     if !errors.is_empty() {
-        return Err(unprocessable(errors));
+        return Err(Rejection::Unprocessable(errors));
     }
     let [texts, images] = lists;
     Ok((strings("texts", texts)?, strings("images", images)?))
 }
 
-#[allow(clippy::result_large_err)]
-fn strings(field: &str, items: Vec<Value>) -> Result<Vec<String>, Response> {
+fn strings(field: &str, items: Vec<Value>) -> Result<Vec<String>, Rejection> {
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| match item {
             Value::String(s) => Ok(s),
-            other => Err(server_error(format!(
+            other => Err(Rejection::BadInput(format!(
                 "{field}[{i}]: expected a string, got {other}"
             ))),
         })
         .collect()
+}
+
+/// Why a `/vectorize` body is refused before any inference.
+enum Rejection {
+    /// pydantic validation errors: 422 `{"detail": […]}`.
+    Unprocessable(Vec<Value>),
+    /// Valid for pydantic, unusable for the model: 500 `{"error": …}`.
+    BadInput(String),
 }
 
 fn missing_body() -> Value {

@@ -21,9 +21,13 @@ fn cached(inner: TestEmbedder, max_bytes: u64) -> Cached<TestEmbedder> {
 #[tokio::test]
 async fn counts_hits_and_misses_and_returns_the_inner_vectors() {
     let cache = cached(TestEmbedder::new(), 1 << 20);
-    let first = cache.embed_texts(&strings(&["a red circle", "a blue square"])).await;
+    let first = cache
+        .embed_texts(&strings(&["a red circle", "a blue square"]))
+        .await;
     let second = cache.embed_texts(&strings(&["a red circle"])).await;
-    let third = cache.embed_texts(&strings(&["a red circle", "a blue square"])).await;
+    let third = cache
+        .embed_texts(&strings(&["a red circle", "a blue square"]))
+        .await;
 
     let inner = cache.inner();
     assert_eq!(inner.calls(), 1);
@@ -32,9 +36,15 @@ async fn counts_hits_and_misses_and_returns_the_inner_vectors() {
     let expected = inner.vector("a red circle", false);
     assert_eq!(first[0].as_ref().unwrap(), &expected);
     assert_eq!(second[0].as_ref().unwrap(), &expected);
-    assert_eq!(third[1].as_ref().unwrap(), &inner.vector("a blue square", false));
+    assert_eq!(
+        third[1].as_ref().unwrap(),
+        &inner.vector("a blue square", false)
+    );
     // Same allocation handed out again, not a copy.
-    assert!(Arc::ptr_eq(first[0].as_ref().unwrap(), third[0].as_ref().unwrap()));
+    assert!(Arc::ptr_eq(
+        first[0].as_ref().unwrap(),
+        third[0].as_ref().unwrap()
+    ));
 }
 
 #[tokio::test]
@@ -44,7 +54,10 @@ async fn text_and_image_with_the_same_bytes_are_different_entries() {
     let image = cache.embed_images(&strings(&["aGVsbG8="])).await;
     assert_eq!(cache.inner().calls(), 2);
     assert_ne!(text[0].as_ref().unwrap(), image[0].as_ref().unwrap());
-    assert_eq!(image[0].as_ref().unwrap(), &cache.inner().vector("aGVsbG8=", true));
+    assert_eq!(
+        image[0].as_ref().unwrap(),
+        &cache.inner().vector("aGVsbG8=", true)
+    );
 }
 
 /// On the current-thread runtime every task runs until it waits: all 32 requests have looked
@@ -103,7 +116,10 @@ async fn a_batch_computes_only_its_misses_in_one_call() {
     let results = cache.embed_texts(&batch).await;
 
     let inner = cache.inner();
-    assert_eq!(inner.batches(), vec![strings(&["a", "b"]), strings(&["c", "d"])]);
+    assert_eq!(
+        inner.batches(),
+        vec![strings(&["a", "b"]), strings(&["c", "d"])]
+    );
     for (input, result) in batch.iter().zip(&results) {
         assert_eq!(result.as_ref().unwrap(), &inner.vector(input, false));
     }
@@ -167,7 +183,9 @@ async fn failures_are_not_cached() {
     let first = cache.embed_texts(&batch).await;
     assert_eq!(
         first[0],
-        Err(EmbedError::InvalidText("rejected: fail: too long".to_string()))
+        Err(EmbedError::InvalidText(
+            "rejected: fail: too long".to_string()
+        ))
     );
     assert!(first[1].is_ok());
     let second = cache.embed_texts(&batch).await;
@@ -196,7 +214,9 @@ async fn concurrent_waiters_share_one_failure() {
     for task in tasks {
         assert_eq!(
             task.await.unwrap()[0],
-            Err(EmbedError::ImageDecode("not an image: fail.png".to_string()))
+            Err(EmbedError::ImageDecode(
+                "not an image: fail.png".to_string()
+            ))
         );
     }
     assert_eq!(cache.inner().calls(), 1);
@@ -211,7 +231,10 @@ async fn zero_bytes_turns_the_cache_off() {
     let again = cache.embed_texts(&strings(&["a", "a"])).await;
     assert_eq!(cache.inner().calls(), 2);
     assert_eq!(cache.inner().batches()[1], strings(&["a", "a"]));
-    assert_eq!(again[1].as_ref().unwrap(), &cache.inner().vector("a", false));
+    assert_eq!(
+        again[1].as_ref().unwrap(),
+        &cache.inner().vector("a", false)
+    );
     assert_eq!(cache.stats(), Default::default());
 }
 
@@ -230,7 +253,10 @@ async fn a_dropped_request_does_not_cancel_the_computation() {
     let _ = abandoned.await;
     gate.add_permits(10);
     let result = cache.embed_texts(&strings(&["q"])).await;
-    assert_eq!(result[0].as_ref().unwrap(), &cache.inner().vector("q", false));
+    assert_eq!(
+        result[0].as_ref().unwrap(),
+        &cache.inner().vector("q", false)
+    );
     assert_eq!(cache.inner().calls(), 1);
 }
 

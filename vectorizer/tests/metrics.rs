@@ -12,7 +12,10 @@ use vectorizer::{CacheOptions, Cached, Embedder};
 async fn cache_and_inference_metrics_are_exported() {
     let handle = PrometheusBuilder::new().install_recorder().unwrap();
     describe();
-    let cache = Cached::new(TestEmbedder::with_dim(512), CacheOptions::from_mb(1, "test"));
+    let cache = Cached::new(
+        TestEmbedder::with_dim(512),
+        CacheOptions::from_mb(1, "test"),
+    );
     cache.embed_texts(&strings(&["a", "b"])).await;
     cache.embed_texts(&strings(&["a", "fail"])).await;
     cache.embed_images(&strings(&["x"])).await;
@@ -23,26 +26,62 @@ async fn cache_and_inference_metrics_are_exported() {
 
     let text = handle.render();
     let has = |line: &str| text.lines().any(|l| l == line);
-    assert!(has(&format!("{}{{modality=\"text\"}} 1", metrics::CACHE_HITS)), "{text}");
-    assert!(has(&format!("{}{{modality=\"text\"}} 3", metrics::CACHE_MISSES)), "{text}");
-    assert!(has(&format!("{}{{modality=\"image\"}} 1001", metrics::CACHE_MISSES)), "{text}");
     assert!(
-        has(&format!("{}{{modality=\"text\",backend=\"test\"}} 1", metrics::INFERENCE_ERRORS)),
+        has(&format!("{}{{modality=\"text\"}} 1", metrics::CACHE_HITS)),
         "{text}"
     );
     assert!(
-        text.contains(&format!("{}_count{{modality=\"image\",backend=\"test\"}} 2", metrics::INFERENCE_SECONDS)),
+        has(&format!("{}{{modality=\"text\"}} 3", metrics::CACHE_MISSES)),
         "{text}"
     );
     assert!(
-        text.contains(&format!("{}_sum{{modality=\"image\"}} 1001", metrics::INFERENCE_BATCH_SIZE)),
+        has(&format!(
+            "{}{{modality=\"image\"}} 1001",
+            metrics::CACHE_MISSES
+        )),
+        "{text}"
+    );
+    assert!(
+        has(&format!(
+            "{}{{modality=\"text\",backend=\"test\"}} 1",
+            metrics::INFERENCE_ERRORS
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{}_count{{modality=\"image\",backend=\"test\"}} 2",
+            metrics::INFERENCE_SECONDS
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{}_sum{{modality=\"image\"}} 1001",
+            metrics::INFERENCE_BATCH_SIZE
+        )),
         "{text}"
     );
     let evictions = cache.stats().evictions;
     assert!(evictions > 0);
-    assert!(has(&format!("{}{{modality=\"image\"}} {evictions}", metrics::CACHE_EVICTIONS)), "{text}");
+    assert!(
+        has(&format!(
+            "{}{{modality=\"image\"}} {evictions}",
+            metrics::CACHE_EVICTIONS
+        )),
+        "{text}"
+    );
     let stats = cache.stats();
-    assert!(has(&format!("{} {}", metrics::CACHE_ENTRIES, stats.entries)), "{text}");
-    assert!(has(&format!("{} {}", metrics::CACHE_BYTES, stats.bytes)), "{text}");
-    assert!(text.contains(&format!("# HELP {} ", metrics::CACHE_HITS)), "{text}");
+    assert!(
+        has(&format!("{} {}", metrics::CACHE_ENTRIES, stats.entries)),
+        "{text}"
+    );
+    assert!(
+        has(&format!("{} {}", metrics::CACHE_BYTES, stats.bytes)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("# HELP {} ", metrics::CACHE_HITS)),
+        "{text}"
+    );
 }

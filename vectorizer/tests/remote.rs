@@ -74,7 +74,10 @@ async fn meta_and_ready_come_from_the_container() {
     assert_eq!(remote.base_url(), base);
     assert_eq!(remote.meta().await.unwrap(), embedder.meta().await.unwrap());
     assert_eq!(remote.ready().await, Ok(()));
-    remote.wait_until_ready(Duration::from_secs(5)).await.unwrap();
+    remote
+        .wait_until_ready(Duration::from_secs(5))
+        .await
+        .unwrap();
     embedder.set_ready(false);
     assert_eq!(
         remote.ready().await,
@@ -83,7 +86,10 @@ async fn meta_and_ready_come_from_the_container() {
     assert_eq!(remote.fingerprint(), format!("remote:{base}"));
     let remote = remote.with_meta_fingerprint().await.unwrap();
     assert!(remote.fingerprint().starts_with(&format!("remote:{base}:")));
-    assert_eq!(remote.fingerprint().len(), format!("remote:{base}:").len() + 64);
+    assert_eq!(
+        remote.fingerprint().len(),
+        format!("remote:{base}:").len() + 64
+    );
 }
 
 #[tokio::test]
@@ -93,7 +99,10 @@ async fn a_failing_input_fails_alone() {
     let remote = client(&base);
     let images = strings(&["good one", "fail-here", "good two"]);
     let results = remote.embed_images(&images).await;
-    assert_eq!(results[0].as_ref().unwrap(), &embedder.vector("good one", true));
+    assert_eq!(
+        results[0].as_ref().unwrap(),
+        &embedder.vector("good one", true)
+    );
     assert_eq!(
         results[1],
         Err(EmbedError::RemoteStatus {
@@ -105,7 +114,10 @@ async fn a_failing_input_fails_alone() {
         results[1].as_ref().unwrap_err().to_string(),
         "fail with status 500: cannot decode image: not an image: fail-here"
     );
-    assert_eq!(results[2].as_ref().unwrap(), &embedder.vector("good two", true));
+    assert_eq!(
+        results[2].as_ref().unwrap(),
+        &embedder.vector("good two", true)
+    );
     // The batch, then each input on its own.
     assert_eq!(embedder.calls(), 4);
 }
@@ -175,8 +187,9 @@ async fn a_slow_container_times_out_with_the_configured_limit() {
     };
     let remote = RemoteClip::new(&format!("http://{addr}"), options).unwrap();
     let results = remote.embed_images(&strings(&["a", "b", "c"])).await;
-    let expected =
-        format!("send POST request: Post \"http://{addr}/vectorize\": timeout: no response within 300ms");
+    let expected = format!(
+        "send POST request: Post \"http://{addr}/vectorize\": timeout: no response within 300ms"
+    );
     for result in &results {
         assert_eq!(result.as_ref().unwrap_err().to_string(), expected);
     }
@@ -199,8 +212,17 @@ async fn status_500_with_an_error_field() {
 async fn status_422_without_an_error_field() {
     let (base, _) = canned(422, r#"{"detail":[{"type":"missing","loc":["body"]}]}"#).await;
     let results = client(&base).embed_texts(&strings(&["a"])).await;
-    assert_eq!(results[0], Err(EmbedError::RemoteStatus { status: 422, message: String::new() }));
-    assert_eq!(results[0].as_ref().unwrap_err().to_string(), "fail with status 422: ");
+    assert_eq!(
+        results[0],
+        Err(EmbedError::RemoteStatus {
+            status: 422,
+            message: String::new()
+        })
+    );
+    assert_eq!(
+        results[0].as_ref().unwrap_err().to_string(),
+        "fail with status 422: "
+    );
 }
 
 #[tokio::test]
@@ -208,7 +230,10 @@ async fn overload_statuses_are_not_split_into_single_inputs() {
     let (base, count) = canned(503, r#"{"error":"busy"}"#).await;
     let results = client(&base).embed_texts(&strings(&["a", "b", "c"])).await;
     for result in &results {
-        assert_eq!(result.as_ref().unwrap_err().to_string(), "fail with status 503: busy");
+        assert_eq!(
+            result.as_ref().unwrap_err().to_string(),
+            "fail with status 503: busy"
+        );
     }
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
@@ -318,6 +343,10 @@ async fn resends_stop_after_two() {
 fn bad_base_urls_are_refused() {
     for url in ["not a url", "ftp://host", "http://"] {
         let err = RemoteClip::new(url, RemoteOptions::default()).unwrap_err();
-        assert!(err.to_string().starts_with(&format!("model: inference URL {url:?}")), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("model: inference URL {url:?}")),
+            "{err}"
+        );
     }
 }

@@ -32,14 +32,23 @@ async fn vectorize_answers_both_lists() {
     assert_eq!(status, 200);
     let texts: Vec<Vec<f32>> = serde_json::from_value(body["textVectors"].clone()).unwrap();
     let images: Vec<Vec<f32>> = serde_json::from_value(body["imageVectors"].clone()).unwrap();
-    assert_eq!(texts, vec![embedder.vector("a", false).to_vec(), embedder.vector("b", false).to_vec()]);
+    assert_eq!(
+        texts,
+        vec![
+            embedder.vector("a", false).to_vec(),
+            embedder.vector("b", false).to_vec()
+        ]
+    );
     assert_eq!(images, vec![embedder.vector("x", true).to_vec()]);
 
     let (status, body) = post(&base, r#"{"texts":["only text"]}"#).await;
     assert_eq!(status, 200);
     assert_eq!(body["imageVectors"], json!([]));
     let (status, body) = post(&base, "{}").await;
-    assert_eq!((status, body), (200, json!({"textVectors": [], "imageVectors": []})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"textVectors": [], "imageVectors": []}))
+    );
 }
 
 /// Floats are written as Python writes a float32 tensor's `tolist()`: the f64 value of the f32.
@@ -57,7 +66,10 @@ async fn floats_are_written_as_the_container_writes_them() {
         .unwrap();
     let first = embedder.vector("a", false)[0];
     let python_repr = format!("{:?}", f64::from(first));
-    assert!(text.starts_with(&format!("{{\"textVectors\":[[{python_repr},")), "{text}");
+    assert!(
+        text.starts_with(&format!("{{\"textVectors\":[[{python_repr},")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -65,7 +77,10 @@ async fn one_failing_input_fails_the_request_with_500() {
     let (base, _) = start().await;
     let (status, body) = post(&base, r#"{"texts":["ok"],"images":["fine","fail.png"]}"#).await;
     assert_eq!(status, 500);
-    assert_eq!(body, json!({"error": "cannot decode image: not an image: fail.png"}));
+    assert_eq!(
+        body,
+        json!({"error": "cannot decode image: not an image: fail.png"})
+    );
     let (status, body) = post(&base, r#"{"texts":["ok", 3]}"#).await;
     assert_eq!(status, 500);
     assert_eq!(body, json!({"error": "texts[1]: expected a string, got 3"}));
@@ -114,20 +129,45 @@ async fn health_meta_and_unknown_routes() {
         assert!(response.bytes().await.unwrap().is_empty());
     }
     embedder.set_ready(false);
-    let response = client.get(format!("{base}/.well-known/ready")).send().await.unwrap();
+    let response = client
+        .get(format!("{base}/.well-known/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 503);
-    let response = client.get(format!("{base}/.well-known/live")).send().await.unwrap();
+    let response = client
+        .get(format!("{base}/.well-known/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 204);
 
-    let meta: Value = client.get(format!("{base}/meta")).send().await.unwrap().json().await.unwrap();
+    let meta: Value = client
+        .get(format!("{base}/meta"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(meta, json!({"model_type": "test", "projection_dim": 8}));
 
     let response = client.get(format!("{base}/nope")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 404);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Not Found"}));
-    let response = client.get(format!("{base}/vectorize")).send().await.unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"detail": "Not Found"})
+    );
+    let response = client
+        .get(format!("{base}/vectorize"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 405);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Method Not Allowed"}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"detail": "Method Not Allowed"})
+    );
 }
 
 #[tokio::test]
@@ -135,10 +175,16 @@ async fn serve_inference_stops_on_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_inference(listener, Arc::new(TestEmbedder::new()), async {
-        let _ = stopped.await;
-    }));
-    let response = reqwest::get(format!("http://{addr}/.well-known/live")).await.unwrap();
+    let server = tokio::spawn(serve_inference(
+        listener,
+        Arc::new(TestEmbedder::new()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let response = reqwest::get(format!("http://{addr}/.well-known/live"))
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 204);
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();

@@ -135,13 +135,23 @@ pub async fn compute(
         if needs.texts.is_empty() {
             return Vec::new();
         }
-        bounded(embedder.embed_texts(&needs.texts), needs.texts.len(), timeout).await
+        bounded(
+            embedder.embed_texts(&needs.texts),
+            needs.texts.len(),
+            timeout,
+        )
+        .await
     };
     let images = async {
         if needs.images.is_empty() {
             return Vec::new();
         }
-        bounded(embedder.embed_images(&needs.images), needs.images.len(), timeout).await
+        bounded(
+            embedder.embed_images(&needs.images),
+            needs.images.len(),
+            timeout,
+        )
+        .await
     };
     let fetched = futures::future::join_all(needs.objects.iter().map(|k| objects.fetch(k)));
     let (texts, images, fetched) = tokio::join!(texts, images, fetched);
@@ -222,7 +232,10 @@ pub fn stored_vectors(object: &serde_json::Value) -> StoredVectors {
             .collect()
     };
     StoredVectors {
-        vector: object.get("vector").and_then(floats).filter(|v| !v.is_empty()),
+        vector: object
+            .get("vector")
+            .and_then(floats)
+            .filter(|v| !v.is_empty()),
         vectors: object
             .get("vectors")
             .and_then(serde_json::Value::as_object)
@@ -255,7 +268,9 @@ mod tests {
     #[test]
     fn encoding_and_stored_vectors() {
         assert_eq!(encode("a b/ü"), "a%20b%2F%C3%BC");
-        let v = stored_vectors(&serde_json::json!({"vector":[1.5, 2], "vectors":{"a":[0.25], "m":[[1.0]]}}));
+        let v = stored_vectors(
+            &serde_json::json!({"vector":[1.5, 2], "vectors":{"a":[0.25], "m":[[1.0]]}}),
+        );
         assert_eq!(v.vector, Some(vec![1.5, 2.0]));
         assert_eq!(v.vectors.get("a"), Some(&vec![0.25]));
         assert!(!v.vectors.contains_key("m"));

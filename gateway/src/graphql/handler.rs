@@ -86,7 +86,11 @@ async fn forward(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Respon
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let response = state
         .upstream
         .request_bytes(Method::POST, path, &parts.headers, content_type, bytes)
@@ -102,7 +106,11 @@ async fn send_json(
 ) -> Result<(http::response::Parts, Bytes, Option<Value>), GatewayError> {
     let bytes = serde_json::to_vec(body)
         .map_err(|e| GatewayError::Internal(format!("cannot serialize the GraphQL body: {e}")))?;
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let response = state
         .upstream
         .request_bytes(
@@ -223,11 +231,13 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
     let items: Vec<Item> = elements
         .into_iter()
         .zip(&requests)
-        .map(|(element, request)| match request.as_ref().map(|r| plan::plan(r, &view)) {
-            Some(Planned::Invalid(errors)) => Item::Invalid(errors),
-            Some(Planned::Rewrite(plan)) => Item::Rewrite(element, plan),
-            Some(Planned::Forward) | None => Item::Forward(element),
-        })
+        .map(
+            |(element, request)| match request.as_ref().map(|r| plan::plan(r, &view)) {
+                Some(Planned::Invalid(errors)) => Item::Invalid(errors),
+                Some(Planned::Rewrite(plan)) => Item::Rewrite(element, plan),
+                Some(Planned::Forward) | None => Item::Forward(element),
+            },
+        )
         .collect();
     if items.iter().all(|i| matches!(i, Item::Forward(_))) {
         return forward(state, parts, bytes).await;
@@ -262,7 +272,8 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
     let mut answers = if upstream_items.is_empty() {
         Vec::new()
     } else {
-        let (head, raw, json) = send_json(state, parts, &Value::Array(upstream_items.clone())).await?;
+        let (head, raw, json) =
+            send_json(state, parts, &Value::Array(upstream_items.clone())).await?;
         match json {
             Some(Value::Array(answers)) if answers.len() == upstream_items.len() => answers,
             // Not a batch answer (e.g. an error status): pass it on as it is.

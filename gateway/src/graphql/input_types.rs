@@ -28,7 +28,13 @@ pub struct InputObject {
     pub fields: Vec<(&'static str, Ty)>,
 }
 
-const COMBINATION_METHODS: &[&str] = &["minimum", "average", "sum", "manualWeights", "relativeScore"];
+const COMBINATION_METHODS: &[&str] = &[
+    "minimum",
+    "average",
+    "sum",
+    "manualWeights",
+    "relativeScore",
+];
 
 fn nullable_strings() -> Ty {
     Ty::List(Box::new(Ty::Scalar("String")))
@@ -156,24 +162,35 @@ fn problems_of_present(ty: &Ty, value: &Value) -> Vec<String> {
         Ty::Scalar(name) => {
             let ok = match *name {
                 "String" => matches!(value, Value::String(_)),
-                "Float" => matches!(value, Value::Float(_) | Value::Int(_)) && value.as_f64().is_some(),
+                "Float" => {
+                    matches!(value, Value::Float(_) | Value::Int(_)) && value.as_f64().is_some()
+                }
                 "Boolean" => matches!(value, Value::Boolean(_)),
                 _ => true,
             };
             if ok {
                 Vec::new()
             } else {
-                vec![format!("Expected type \"{name}\", found {}.", value.print_go())]
+                vec![format!(
+                    "Expected type \"{name}\", found {}.",
+                    value.print_go()
+                )]
             }
         }
         Ty::Enum(name, values) => match value {
             Value::Enum(e) if values.contains(&e.as_str()) => Vec::new(),
-            other => vec![format!("Expected type \"{name}\", found {}.", other.print_go())],
+            other => vec![format!(
+                "Expected type \"{name}\", found {}.",
+                other.print_go()
+            )],
         },
         Ty::Any(_) => Vec::new(),
         Ty::Object(object) => {
             let Value::Object(fields) = value else {
-                return vec![format!("Expected \"{}\", found not an object.", object.name)];
+                return vec![format!(
+                    "Expected \"{}\", found not an object.",
+                    object.name
+                )];
             };
             let mut out: Vec<String> = fields
                 .iter()
@@ -213,7 +230,12 @@ mod tests {
     use super::*;
 
     fn obj(fields: Vec<(&str, Value)>) -> Value {
-        Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
     }
 
     #[test]

@@ -120,9 +120,7 @@ pub fn mentions_module_arguments(query: &str) -> bool {
 /// Plans one request against the current schema view.
 pub fn plan(request: &Request, view: &SchemaView) -> Planned {
     let source = request.query.as_str();
-    let tree = Parser::new(source)
-        .recursion_limit(RECURSION_LIMIT)
-        .parse();
+    let tree = Parser::new(source).recursion_limit(RECURSION_LIMIT).parse();
     if tree.errors().len() > 0 {
         // Weaviate reports syntax errors itself.
         return Planned::Forward;
@@ -222,7 +220,10 @@ pub fn plan(request: &Request, view: &SchemaView) -> Planned {
     for node in executed {
         for v in node.descendants().filter_map(cst::Variable::cast) {
             let r = range(v.syntax());
-            if defs_range.as_ref().is_some_and(|d| d.start <= r.start && r.end <= d.end) {
+            if defs_range
+                .as_ref()
+                .is_some_and(|d| d.start <= r.start && r.end <= d.end)
+            {
                 continue;
             }
             variable_refs.push((name_of(v.name()), r));
@@ -303,7 +304,11 @@ fn type_condition(condition: Option<cst::TypeCondition>) -> Option<String> {
 
 /// Pass 1: the validation errors of the module arguments, in document order, over every
 /// definition as graphql-go's validator visits them (fragments once, as definitions).
-fn check_document(source: &str, definitions: &[cst::Definition], view: &SchemaView) -> Vec<GqlError> {
+fn check_document(
+    source: &str,
+    definitions: &[cst::Definition],
+    view: &SchemaView,
+) -> Vec<GqlError> {
     let mut errors = Vec::new();
     for definition in definitions {
         let (set, parent) = match definition {
@@ -338,9 +343,20 @@ fn check_selections(
                 let name = field_name(&field);
                 match (parent, name.as_str()) {
                     (Parent::Query, "Get" | "Aggregate") => {
-                        let root = if name == "Get" { Root::Get } else { Root::Aggregate };
+                        let root = if name == "Get" {
+                            Root::Get
+                        } else {
+                            Root::Aggregate
+                        };
                         if let Some(inner) = field.selection_set() {
-                            check_selections(source, &inner, Parent::Classes(root), view, errors, depth + 1);
+                            check_selections(
+                                source,
+                                &inner,
+                                Parent::Classes(root),
+                                view,
+                                errors,
+                                depth + 1,
+                            );
                         }
                     }
                     (Parent::Query, "Explore") => {
@@ -523,7 +539,13 @@ impl Walker<'_> {
         }
     }
 
-    fn walk_class_set(&mut self, set: &cst::SelectionSet, root: Root, root_key: &str, depth: usize) {
+    fn walk_class_set(
+        &mut self,
+        set: &cst::SelectionSet,
+        root: Root,
+        root_key: &str,
+        depth: usize,
+    ) {
         if depth > RECURSION_LIMIT {
             return;
         }

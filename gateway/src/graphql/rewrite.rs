@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use super::embed::{object_key, Inputs};
-use super::errors::{GqlError, Root};
+use super::errors::GqlError;
 use super::literal::{vector_literal, Value};
 use super::plan::{FieldPlan, Plan};
 use super::validate::{Edit, Hybrid, HybridSource, Near, NearQuery, TextRecipe};
@@ -81,9 +81,17 @@ fn unused_variable_definitions(
     match &plan.variable_defs_range {
         // `()` is not valid GraphQL: drop the parentheses with the last definition.
         Some(all) if drop.len() == plan.variable_defs.len() => vec![(all.clone(), String::new())],
+        // The separators after a definition go with it: `($a: A, $b: B)` → `($b: B)`.
         _ => drop
             .into_iter()
-            .map(|(_, r)| (r.clone(), String::new()))
+            .map(|(_, r)| {
+                let rest = plan.source.get(r.end..).unwrap_or("");
+                let trailing = rest.len()
+                    - rest
+                        .trim_start_matches(|c: char| c == ',' || c.is_whitespace())
+                        .len();
+                (r.start..r.end + trailing, String::new())
+            })
             .collect(),
     }
 }
@@ -91,7 +99,8 @@ fn unused_variable_definitions(
 /// Applies non-overlapping splices; a splice inside an earlier, larger one is dropped.
 fn apply(source: &str, mut splices: Vec<(Range<usize>, String)>) -> String {
     splices.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
-    let mut out = String::with_capacity(source.len() + splices.iter().map(|s| s.1.len()).sum::<usize>());
+    let mut out =
+        String::with_capacity(source.len() + splices.iter().map(|s| s.1.len()).sum::<usize>());
     let mut at = 0;
     for (range, text) in splices {
         if range.start < at || range.end > source.len() {
@@ -142,7 +151,11 @@ fn near_vector(field: &FieldPlan, near: &Near, inputs: &Inputs) -> Result<String
     } else if let Some(v) = vectors.first() {
         parts.push(format!("vector: {v}"));
     }
-    parts.extend(near.carry.iter().map(|(k, v)| format!("{k}: {}", v.render())));
+    parts.extend(
+        near.carry
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.render())),
+    );
     Ok(format!("nearVector: {{{}}}", parts.join(", ")))
 }
 
@@ -152,16 +165,24 @@ fn hybrid_text(field: &FieldPlan, hybrid: &Hybrid, inputs: &Inputs) -> Result<St
     let mut fields: Vec<String> = Vec::new();
     match &hybrid.source {
         HybridSource::Query(query) => {
-            let vector = concepts_mean(std::slice::from_ref(query), inputs)
-                .map_err(|e| root.hybrid_vectorize_error(&format!("remote client vectorize: {e}")))?;
-            let literal = vector_literal(&vector).map_err(|e| root.hybrid_vectorize_error(&e.to_string()))?;
-            fields.extend(hybrid.fields.iter().map(|(k, v)| format!("{k}: {}", v.render())));
+            let vector = concepts_mean(std::slice::from_ref(query), inputs).map_err(|e| {
+                root.hybrid_vectorize_error(&format!("remote client vectorize: {e}"))
+            })?;
+            let literal =
+                vector_literal(&vector).map_err(|e| root.hybrid_vectorize_error(&e.to_string()))?;
+            fields.extend(
+                hybrid
+                    .fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.render())),
+            );
             fields.push(format!("vector: {literal}"));
         }
         HybridSource::SearchNearText { recipe, carry } => {
             let vector = text_vector(field, recipe, None, inputs)
                 .map_err(|m| root.hybrid_vectorize_error(&m))?;
-            let literal = vector_literal(&vector).map_err(|e| root.hybrid_vectorize_error(&e.to_string()))?;
+            let literal =
+                vector_literal(&vector).map_err(|e| root.hybrid_vectorize_error(&e.to_string()))?;
             let mut near = vec![format!("vector: {literal}")];
             near.extend(carry.iter().map(|(k, v)| format!("{k}: {}", v.render())));
             let near_vector = format!("nearVector: {{{}}}", near.join(", "));
@@ -244,7 +265,9 @@ fn text_vector(
         }
         for object in &movement.objects {
             let id = object.as_ref().map_err(|e| format!("{label}: {e}"))?;
-            parts.push(object_vector(field, id, target, inputs).map_err(|e| format!("{label}: {e}"))?);
+            parts.push(
+                object_vector(field, id, target, inputs).map_err(|e| format!("{label}: {e}"))?,
+            );
         }
         let slices: Vec<&[f32]> = parts.iter().map(|v| &v[..]).collect();
         let towards = arithmetic::mean(&slices);
@@ -290,7 +313,14 @@ mod tests {
     #[test]
     fn splices_skip_nested_ranges() {
         let s = "0123456789";
-        let out = apply(s, vec![(2..4, "a".into()), (1..6, "B".into()), (8..9, String::new())]);
+        let out = apply(
+            s,
+            vec![
+                (2..4, "a".into()),
+                (1..6, "B".into()),
+                (8..9, String::new()),
+            ],
+        );
         assert_eq!(out, "0B679");
     }
 }

@@ -187,7 +187,10 @@ pub fn class_field(root: Root, class: &ClassView, args: &Args) -> Result<Edits, 
     near_params(&modules, near_vector, near_object).map_err(|m| root.near_params_error(&m))?;
     let (name, value) = modules[0];
     let targets = targets(root, class, name, value)?;
-    edits.push((name.to_string(), Edit::Near(near_edit(name, value, targets))));
+    edits.push((
+        name.to_string(),
+        Edit::Near(near_edit(name, value, targets)),
+    ));
     Ok(edits)
 }
 
@@ -288,7 +291,12 @@ fn validate_near_text(value: &Value) -> Result<(), String> {
 
 /// nearImage's `ValidateFunction` [arguments/nearImage/param.go].
 fn validate_near_image(value: &Value) -> Result<(), String> {
-    if value.field("image").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if value
+        .field("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         return Err("'nearImage.image' needs to be defined".to_string());
     }
     if number(value, "certainty") != 0.0 && present(value, "distance") {
@@ -337,9 +345,11 @@ fn targets_malformed(near_text: &Value) -> bool {
         .and_then(Value::as_strings)
         .unwrap_or_default();
     let weights = targets.field("weights");
-    names
-        .iter()
-        .any(|n| weights.and_then(|w| w.field(n)).is_none_or(|w| matches!(w, Value::Null)))
+    names.iter().any(|n| {
+        weights
+            .and_then(|w| w.field(n))
+            .is_none_or(|w| matches!(w, Value::Null))
+    })
 }
 
 /// Hybrid extraction errors that a rewrite would otherwise change (spec §2.4).
@@ -350,7 +360,10 @@ fn hybrid_problem(hybrid: &Value) -> Option<&'static str> {
             return Some("hybrid search cannot have both nearText and nearVector parameters");
         }
     }
-    let alpha = hybrid.field("alpha").and_then(Value::as_f64).unwrap_or(0.75);
+    let alpha = hybrid
+        .field("alpha")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.75);
     if !(0.0..=1.0).contains(&alpha) {
         return Some("alpha should be between 0.0 and 1.0");
     }
@@ -390,12 +403,17 @@ fn hybrid_edit(root: Root, hybrid: &Value) -> Result<Option<Edit>, String> {
             },
         })));
     }
-    let alpha = hybrid.field("alpha").and_then(Value::as_f64).unwrap_or(0.75);
+    let alpha = hybrid
+        .field("alpha")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.75);
     match hybrid.field("query").and_then(Value::as_str) {
-        Some(query) if alpha > 0.0 && !present(hybrid, "vector") => Ok(Some(Edit::Hybrid(Hybrid {
-            fields: fields.clone(),
-            source: HybridSource::Query(query.to_string()),
-        }))),
+        Some(query) if alpha > 0.0 && !present(hybrid, "vector") => {
+            Ok(Some(Edit::Hybrid(Hybrid {
+                fields: fields.clone(),
+                source: HybridSource::Query(query.to_string()),
+            })))
+        }
         _ => Ok(None),
     }
 }
@@ -478,7 +496,10 @@ fn near_edit(name: &str, value: &Value, targets: Vec<Option<String>>) -> Near {
     Near {
         query,
         targets,
-        carry: carried(value, &["certainty", "distance", "targetVectors", "targets"]),
+        carry: carried(
+            value,
+            &["certainty", "distance", "targetVectors", "targets"],
+        ),
     }
 }
 
@@ -524,7 +545,11 @@ fn move_objects(movement: &Value) -> Vec<Result<String, String>> {
     let mut id = String::new();
     let mut out = Vec::new();
     for entry in &entries {
-        if let Some(i) = entry.field("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(i) = entry
+            .field("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             id = i.to_string();
         }
         if let Some(b) = entry
@@ -555,7 +580,7 @@ fn beacon_id(beacon: &str) -> Result<String, String> {
         .ok_or_else(|| format!("invalid cref URI: {beacon}"))?;
     let segments: Vec<&str> = path.split('/').collect();
     let id = match segments.as_slice() {
-        [_, _class, id] | [_, id] => *id,
+        [_, _, id] | [_, id] => *id,
         _ => {
             return Err(format!(
                 "invalid cref URI: path must be of format '<class>/<uuid>', but got '{path}'"
@@ -575,8 +600,14 @@ mod tests {
     #[test]
     fn beacons() {
         let id = "8b1a2c9e-5f7d-4a3b-9c1e-2d4f6a8b0c1d";
-        assert_eq!(beacon_id(&format!("weaviate://localhost/Item/{id}")), Ok(id.into()));
-        assert_eq!(beacon_id(&format!("weaviate://localhost/{id}")), Ok(id.into()));
+        assert_eq!(
+            beacon_id(&format!("weaviate://localhost/Item/{id}")),
+            Ok(id.into())
+        );
+        assert_eq!(
+            beacon_id(&format!("weaviate://localhost/{id}")),
+            Ok(id.into())
+        );
         assert_eq!(
             beacon_id("weaviate://localhost/Item/nope"),
             Err("invalid cref URI: nope is not a valid uuid".into())

@@ -17,15 +17,8 @@ pub fn combine(
     text_vectors: &[&[f32]],
     image_vectors: &[&[f32]],
 ) -> Result<Vec<f32>, ArithmeticError> {
-    let vectors: Vec<&[f32]> = text_vectors
-        .iter()
-        .chain(image_vectors)
-        .copied()
-        .collect();
-    let weights = plan
-        .weights
-        .as_deref()
-        .map(arithmetic::normalize_weights);
+    let vectors: Vec<&[f32]> = text_vectors.iter().chain(image_vectors).copied().collect();
+    let weights = plan.weights.as_deref().map(arithmetic::normalize_weights);
     arithmetic::combine(&vectors, weights.as_deref())
 }
 

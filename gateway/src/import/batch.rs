@@ -261,10 +261,7 @@ fn failed_entry(object: Value, message: &str, now: i64) -> Value {
         .and_then(Value::as_str)
         .is_some_and(|id| !id.is_empty());
     if !has_id {
-        source.insert(
-            "id".into(),
-            Value::String(uuid::Uuid::new_v4().to_string()),
-        );
+        source.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
     }
     source.insert("creationTimeUnix".into(), Value::from(now));
     source.insert("lastUpdateTimeUnix".into(), Value::from(now));

@@ -187,7 +187,9 @@ async fn vectorize(
     }
     serde_json::to_vec(&object)
         .map(|v| Some(Bytes::from(v)))
-        .map_err(|e| GatewayError::Internal(format!("cannot serialize the object: {e}")).into_response())
+        .map_err(|e| {
+            GatewayError::Internal(format!("cannot serialize the object: {e}")).into_response()
+        })
 }
 
 /// The stored object's properties (`GET` on the same path, with the body's tenant), or `None`
@@ -201,7 +203,12 @@ async fn stored_properties(
     let mut query: Vec<String> = parts
         .uri
         .query()
-        .map(|q| q.split('&').filter(|p| !p.is_empty()).map(str::to_string).collect())
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(tenant) = patch.get("tenant").and_then(Value::as_str) {
         query.retain(|p| !p.starts_with("tenant="));

@@ -23,7 +23,9 @@ pub struct TargetPlan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// Weaviate's property validation of a `blob` (spec §5.3), which runs before vectorization.
-    #[error("invalid blob property '{property}' on class '{class}': not a valid blob base64 string")]
+    #[error(
+        "invalid blob property '{property}' on class '{class}': not a valid blob base64 string"
+    )]
     InvalidBlob { property: String, class: String },
 }
 
@@ -122,7 +124,7 @@ fn validate_blobs(
 /// whitespace).
 pub fn is_weaviate_base64(s: &str) -> bool {
     let bytes = s.as_bytes();
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
+    if bytes.is_empty() || bytes.len() & 3 != 0 {
         return false;
     }
     let alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
@@ -214,20 +216,24 @@ mod tests {
     }
 
     fn legacy(cfg: Value) -> (ClassView, SchemaView) {
-        schema(json!({"class": "C", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": cfg},
+        schema(
+            json!({"class": "C", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": cfg},
             "properties": [
                 {"name": "title", "dataType": ["text"]},
                 {"name": "description", "dataType": ["text"]},
                 {"name": "tags", "dataType": ["text[]"]},
                 {"name": "image", "dataType": ["blob"]},
                 {"name": "when", "dataType": ["date"]}
-            ]}))
+            ]}),
+        )
     }
 
     #[test]
     fn sorted_properties_texts_then_images_and_text_arrays() {
-        let (class, view) = legacy(json!({"textFields": ["title", "tags", "description", "when"],
-            "imageFields": ["image"], "weights": {"textFields": [1, 2, 3, 4], "imageFields": [5]}}));
+        let (class, view) = legacy(
+            json!({"textFields": ["title", "tags", "description", "when"],
+            "imageFields": ["image"], "weights": {"textFields": [1, 2, 3, 4], "imageFields": [5]}}),
+        );
         let object = json!({"class": "C", "properties": {
             "title": "T", "Tags": ["a", "b"], "description": "D", "image": "AAAA",
             "when": "2020-01-01T00:00:00Z", "other": "x"}});
@@ -252,7 +258,11 @@ mod tests {
             json!({"properties": {"description": "x"}}),
             json!({}),
         ] {
-            assert_eq!(plan_object(&class, &view, &object).unwrap(), vec![], "{object}");
+            assert_eq!(
+                plan_object(&class, &view, &object).unwrap(),
+                vec![],
+                "{object}"
+            );
         }
         let object = json!({"properties": {"title": "x"}, "vector": null});
         assert_eq!(plan_object(&class, &view, &object).unwrap().len(), 1);
@@ -265,7 +275,8 @@ mod tests {
             "b": {"vectorizer": {"none": {"multi2vec-clip": {"imageFields": ["i"]}}}},
             "c": {"vectorizer": {"none": {}}}
         }}));
-        let object = json!({"properties": {"t": "x", "i": "QUJD"}, "vectors": {"a": [], "b": [0.5]}});
+        let object =
+            json!({"properties": {"t": "x", "i": "QUJD"}, "vectors": {"a": [], "b": [0.5]}});
         let plans = plan_object(&class, &view, &object).unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].target.as_deref(), Some("a"));
@@ -288,7 +299,9 @@ mod tests {
         for ok in ["AAAA", "AA==", "AAA=", "ab+/cd12", "iVBORw0KGgo="] {
             assert!(is_weaviate_base64(ok), "{ok}");
         }
-        for bad in ["", "A", "AAA", "A===", "AA=A", "AA AA", "AAAA\n", "=AAA", "AA-_"] {
+        for bad in [
+            "", "A", "AAA", "A===", "AA=A", "AA AA", "AAAA\n", "=AAA", "AA-_",
+        ] {
             assert!(!is_weaviate_base64(bad), "{bad}");
         }
     }

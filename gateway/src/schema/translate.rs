@@ -134,7 +134,10 @@ mod tests {
         assert!(from_upstream(&mut stored));
         assert_eq!(stored, user);
         // Key order is kept.
-        assert_eq!(serde_json::to_string(&stored).unwrap(), serde_json::to_string(&user).unwrap());
+        assert_eq!(
+            serde_json::to_string(&stored).unwrap(),
+            serde_json::to_string(&user).unwrap()
+        );
     }
 
     #[test]
@@ -142,7 +145,10 @@ mod tests {
         let user = json!({"class": "A", "vectorizer": "multi2vec-clip"});
         let mut stored = user.clone();
         to_upstream(&mut stored);
-        assert_eq!(stored, json!({"class": "A", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": null}}));
+        assert_eq!(
+            stored,
+            json!({"class": "A", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": null}})
+        );
         from_upstream(&mut stored);
         assert_eq!(stored, user);
 
@@ -165,7 +171,10 @@ mod tests {
             stored["vectorConfig"]["clip"]["vectorizer"],
             json!({"none": {"multi2vec-clip": {"imageFields": ["i"]}}})
         );
-        assert_eq!(stored["vectorConfig"]["plain"], user["vectorConfig"]["plain"]);
+        assert_eq!(
+            stored["vectorConfig"]["plain"],
+            user["vectorConfig"]["plain"]
+        );
         assert!(from_upstream(&mut stored));
         assert_eq!(stored, user);
     }

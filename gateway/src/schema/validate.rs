@@ -260,8 +260,17 @@ mod tests {
             assert_eq!(validate_class(&legacy(cfg), &[]), Ok(()));
         }
         // No moduleConfig at all, and classes of other vectorizers.
-        assert_eq!(validate_class(&json!({"class": "C", "vectorizer": "multi2vec-clip"}), &[]), Ok(()));
-        assert_eq!(validate_class(&json!({"class": "C", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": {"textFields": 1}}}), &[]), Ok(()));
+        assert_eq!(
+            validate_class(&json!({"class": "C", "vectorizer": "multi2vec-clip"}), &[]),
+            Ok(())
+        );
+        assert_eq!(
+            validate_class(
+                &json!({"class": "C", "vectorizer": "none", "moduleConfig": {"multi2vec-clip": {"textFields": 1}}}),
+                &[]
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -291,7 +300,10 @@ mod tests {
             "a": {"vectorizer": {"none": {}}},
             "b": {"vectorizer": {"multi2vec-clip": {"imageFields": "x"}}}
         }});
-        assert_eq!(message(class), "module 'multi2vec-clip': imageFields must be an array");
+        assert_eq!(
+            message(class),
+            "module 'multi2vec-clip': imageFields must be an array"
+        );
     }
 
     #[test]
@@ -299,17 +311,24 @@ mod tests {
         let class = legacy(json!({"imageFields": ["i"], "inferenceUrl": "http://169.254.169.254"}));
         assert_eq!(
             validate_class(&class, &["http://clip:8080".into()]),
-            Err(ClassConfigError::InferenceUrlNotAllowed { url: "http://169.254.169.254".into() })
+            Err(ClassConfigError::InferenceUrlNotAllowed {
+                url: "http://169.254.169.254".into()
+            })
         );
         let allowed = legacy(json!({"imageFields": ["i"], "inferenceUrl": "http://clip:8080"}));
-        assert_eq!(validate_class(&allowed, &["http://clip:8080".into()]), Ok(()));
+        assert_eq!(
+            validate_class(&allowed, &["http://clip:8080".into()]),
+            Ok(())
+        );
     }
 
     #[test]
     fn blob_hash_alone_only() {
         let mut class = legacy(json!({"imageFields": ["h"], "textFields": ["t"]}));
-        class["properties"] = json!([{"name": "h", "dataType": ["blobHash"]}, {"name": "t", "dataType": ["text"]}]);
-        assert!(message(class.clone()).starts_with("targetVector '': blobHash property cannot be combined"));
+        class["properties"] =
+            json!([{"name": "h", "dataType": ["blobHash"]}, {"name": "t", "dataType": ["text"]}]);
+        assert!(message(class.clone())
+            .starts_with("targetVector '': blobHash property cannot be combined"));
         class["moduleConfig"]["multi2vec-clip"] = json!({"imageFields": ["h"]});
         assert_eq!(validate_class(&class, &[]), Ok(()));
     }

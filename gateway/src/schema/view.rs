@@ -54,9 +54,7 @@ impl ClassView {
 
     /// The clip settings of a target: `None` asks for the legacy vector.
     pub fn clip_target(&self, name: Option<&str>) -> Option<&ClipTarget> {
-        self.clip_targets
-            .iter()
-            .find(|t| t.name.as_deref() == name)
+        self.clip_targets.iter().find(|t| t.name.as_deref() == name)
     }
 }
 
@@ -78,7 +76,8 @@ impl SchemaView {
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let mut view = Self::from_classes(list.iter().filter_map(ClassView::from_upstream).collect());
+        let mut view =
+            Self::from_classes(list.iter().filter_map(ClassView::from_upstream).collect());
         view.property_types = list.iter().filter_map(property_types).collect();
         view
     }

@@ -43,11 +43,16 @@ pub fn plain_view() -> SchemaView {
 pub fn fake(text: &str) -> Vec<f32> {
     let n = text.len() as f32;
     let first = text.bytes().next().unwrap_or(0) as f32;
-    vec![n / 4.0, first / 128.0, if n as usize % 2 == 0 { 0.5 } else { -0.25 }]
+    vec![
+        n / 4.0,
+        first / 128.0,
+        if n as usize % 2 == 0 { 0.5 } else { -0.25 },
+    ]
 }
 
 /// Inputs for `needs`: fake vectors; texts starting with `fail` and images starting with `bad`
-/// fail; objects OBJ1 (legacy vector and named `a`), OBJ2 (named `b` only), others not found.
+/// fail; objects OBJ1 (legacy vector, named `a` and `b`), OBJ2 (named `b` only), others not
+/// found.
 pub fn inputs(needs: &Needs) -> Inputs {
     let mut inputs = Inputs::default();
     for t in &needs.texts {
@@ -79,7 +84,10 @@ fn object(key: &ObjectKey) -> Result<StoredVectors, String> {
     match key.id.as_str() {
         OBJ1 => Ok(StoredVectors {
             vector: Some(vec![1.0, 0.0, 0.0]),
-            vectors: HashMap::from([("a".to_string(), vec![0.0, 1.0, 0.0])]),
+            vectors: HashMap::from([
+                ("a".to_string(), vec![0.0, 1.0, 0.0]),
+                ("b".to_string(), vec![0.0, 0.0, 2.0]),
+            ]),
         }),
         OBJ2 => Ok(StoredVectors {
             vector: None,

@@ -11,7 +11,12 @@ use crate::common::TestEnv;
 
 /// Sends `body` with `method` to `path` on the gateway; returns status and JSON body (`Null`
 /// when empty).
-pub async fn call(env: &TestEnv, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+pub async fn call(
+    env: &TestEnv,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let mut request = env.client.request(method, env.url(path));
     if let Some(body) = body {
         request = request.json(body);
@@ -22,7 +27,8 @@ pub async fn call(env: &TestEnv, method: reqwest::Method, path: &str, body: Opti
     let json = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
     };
     (status, json)
 }
@@ -76,7 +82,11 @@ pub fn named_vector(object: &Value, name: &str) -> Option<Vec<f32>> {
 pub fn assert_bits(actual: &[f32], expected: &[f32]) {
     assert_eq!(actual.len(), expected.len(), "dimension");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert_eq!(a.to_bits(), e.to_bits(), "dimension {i}: got {a:e}, expected {e:e}");
+        assert_eq!(
+            a.to_bits(),
+            e.to_bits(),
+            "dimension {i}: got {a:e}, expected {e:e}"
+        );
     }
 }
 
@@ -157,7 +167,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (j, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if j <= chunk.len() {

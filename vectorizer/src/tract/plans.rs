@@ -50,23 +50,17 @@ fn load_onnx(path: &Path, output: &str) -> Result<InferenceModel, EmbedError> {
     let mut model = tract_onnx::onnx()
         .model_for_path(path)
         .map_err(|e| model_err(path, format!("cannot load ONNX model: {e}")))?;
-    let outputs: Vec<String> = model
-        .output_outlets()
-        .map_err(|e| model_err(path, e))?
-        .iter()
-        .map(|o| model.node(o.node).name.clone())
-        .collect();
-    // ONNX output names are node names in tract; select the one we need (and drop the others,
-    // e.g. last_hidden_state, so they are not computed).
-    let node = model
-        .node_by_name(output)
-        .ok()
-        .map(|n| n.id)
-        .filter(|_| outputs.iter().any(|o| o == output))
-        .ok_or_else(|| {
-            model_err(path, format!("expected an output named \"{output}\", the model has {outputs:?}"))
-        })?;
-    model.select_output_outlets(&[OutletId::new(node, 0)]).map_err(|e| model_err(path, e))?;
+    // ONNX output names are tensor names: tract keeps them as outlet labels.
+    let outlets: Vec<OutletId> = model.output_outlets().map_err(|e| model_err(path, e))?.to_vec();
+    let label = |o: &OutletId| {
+        model.outlet_label(*o).map(str::to_string).unwrap_or_else(|| model.node(o.node).name.clone())
+    };
+    let outputs: Vec<String> = outlets.iter().map(label).collect();
+    let chosen = outlets.iter().zip(&outputs).find(|(_, n)| n.as_str() == output).map(|(o, _)| *o);
+    let chosen = chosen.ok_or_else(|| {
+        model_err(path, format!("expected an output named \"{output}\", the model has {outputs:?}"))
+    })?;
+    model.select_output_outlets(&[chosen]).map_err(|e| model_err(path, e))?;
     Ok(model)
 }
 

@@ -62,13 +62,19 @@ impl TestEmbedder {
 
     /// The vector this embedder computes for one input.
     pub fn vector(&self, input: &str, image: bool) -> Vector {
-        let mut state: u64 = if image { 0x9e37_79b9_7f4a_7c15 } else { 0xcbf2_9ce4_8422_2325 };
+        let mut state: u64 = if image {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            0xcbf2_9ce4_8422_2325
+        };
         for b in input.bytes() {
             state = (state ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
         (0..self.dim)
             .map(|i| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407 + i as u64);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407 + i as u64);
                 // Values with full f32 mantissas, to catch any lossy round trip.
                 ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) / 3.0
             })
