@@ -251,10 +251,10 @@ async fn tenants_isolate_objects() {
     assert_eq!(status, 422);
     assert_eq!(body["error"][0]["message"], "tenant not found: \"C\"");
 
-    let q = format!(r#"{{ Get {{ T(tenant: "B") {{ x }} }} }}"#);
-    assert_eq!(c.gql(&q).await["data"]["Get"]["T"], json!([]));
-    let q = format!(r#"{{ Get {{ T(tenant: "A") {{ x }} }} }}"#);
-    assert_eq!(c.gql(&q).await["data"]["Get"]["T"], json!([{"x": "a"}]));
+    let q = r#"{ Get { T(tenant: "B") { x } } }"#;
+    assert_eq!(c.gql(q).await["data"]["Get"]["T"], json!([]));
+    let q = r#"{ Get { T(tenant: "A") { x } } }"#;
+    assert_eq!(c.gql(q).await["data"]["Get"]["T"], json!([{"x": "a"}]));
 }
 
 #[tokio::test]

@@ -138,12 +138,26 @@ async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     for (result, path) in image_vectors.into_iter().zip(&args.images) {
         vectors.push(result.with_context(|| format!("image {}", path.display()))?);
     }
-    let out = serde_json::json!({
-        "textVectors": text_vectors.iter().map(|v| &v[..]).collect::<Vec<&[f32]>>(),
-        "imageVectors": vectors.iter().map(|v| &v[..]).collect::<Vec<&[f32]>>(),
-    });
+    // Each f32 is widened to f64 and printed as its shortest f64 text, as the container's
+    // Python JSON does (spec §7.2); it parses back to the same f32 exactly.
+    let out = serde_json::to_string(&VectorizeOutput {
+        text_vectors: text_vectors.iter().map(|v| widen(v)).collect(),
+        image_vectors: vectors.iter().map(|v| widen(v)).collect(),
+    })?;
     println!("{out}");
     Ok(())
+}
+
+fn widen(vector: &[f32]) -> Vec<f64> {
+    vector.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// The container's `/vectorize` response shape.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VectorizeOutput {
+    text_vectors: Vec<Vec<f64>>,
+    image_vectors: Vec<Vec<f64>>,
 }
 
 /// `clipgate inference`: the container API over the local model, behind the cache.

@@ -28,16 +28,26 @@ fn png_b64(seed: u32) -> String {
         if dx * dx + dy * dy < 60 * 60 {
             image::Rgb([(200 + seed * 7 % 55) as u8, (seed * 29 % 255) as u8, 40])
         } else {
-            image::Rgb([(x * 255 / 224) as u8, (y * 255 / 224) as u8, (seed * 61 % 255) as u8])
+            image::Rgb([
+                (x * 255 / 224) as u8,
+                (y * 255 / 224) as u8,
+                (seed * 61 % 255) as u8,
+            ])
         }
     });
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).expect("encode png");
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .expect("encode png");
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn cases() -> Vec<Case> {
-    let colours = ["red", "green", "blue", "yellow", "purple", "orange", "pink", "brown"];
+    let colours = [
+        "red", "green", "blue", "yellow", "purple", "orange", "pink", "brown",
+    ];
     let shapes = ["circle", "square", "triangle", "star"];
     let texts32: Vec<String> = (0..32)
         .map(|i| {
@@ -49,11 +59,31 @@ fn cases() -> Vec<Case> {
         })
         .collect();
     vec![
-        Case { name: "text 1 x 7 tokens", texts: vec!["a photo of a cat".into()], images: vec![] },
-        Case { name: "text 1 x 77 tokens", texts: vec!["circle ".repeat(75).trim_end().to_string()], images: vec![] },
-        Case { name: "image 1 x 224x224", texts: vec![], images: vec![png_b64(1)] },
-        Case { name: "texts 32 x ~16 tokens", texts: texts32, images: vec![] },
-        Case { name: "images 16 x 224x224", texts: vec![], images: (0..16).map(png_b64).collect() },
+        Case {
+            name: "text 1 x 7 tokens",
+            texts: vec!["a photo of a cat".into()],
+            images: vec![],
+        },
+        Case {
+            name: "text 1 x 77 tokens",
+            texts: vec!["circle ".repeat(75).trim_end().to_string()],
+            images: vec![],
+        },
+        Case {
+            name: "image 1 x 224x224",
+            texts: vec![],
+            images: vec![png_b64(1)],
+        },
+        Case {
+            name: "texts 32 x ~16 tokens",
+            texts: texts32,
+            images: vec![],
+        },
+        Case {
+            name: "images 16 x 224x224",
+            texts: vec![],
+            images: (0..16).map(png_b64).collect(),
+        },
     ]
 }
 
@@ -116,18 +146,36 @@ fn main() {
     let model_dir = std::env::var_os("CLIPGATE_BENCH_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("fixtures/bench/vit-b32"));
-    let python = std::env::var("CLIPGATE_BENCH_PYTHON").unwrap_or_else(|_| "/opt/mlenv/bin/python".into());
-    let iters: usize = std::env::var("CLIPGATE_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let python =
+        std::env::var("CLIPGATE_BENCH_PYTHON").unwrap_or_else(|_| "/opt/mlenv/bin/python".into());
+    let iters: usize = std::env::var("CLIPGATE_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let cases = cases();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
 
-    let opts = ModelOptions { model_dir: model_dir.clone(), ..ModelOptions::default() };
+    let opts = ModelOptions {
+        model_dir: model_dir.clone(),
+        ..ModelOptions::default()
+    };
     let t0 = Instant::now();
     let model = TractClip::load(&opts).unwrap_or_else(|e| panic!("{}: {e}", model_dir.display()));
-    eprintln!("clipgate: model loaded in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "clipgate: model loaded in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     for c in &cases {
         for t in &c.texts {
-            eprintln!("{}: {} tokens", c.name, model.tokenize(t).map(|v| v.len()).unwrap_or(0));
+            eprintln!(
+                "{}: {} tokens",
+                c.name,
+                model.tokenize(t).map(|v| v.len()).unwrap_or(0)
+            );
             break;
         }
     }
@@ -135,10 +183,18 @@ fn main() {
     let texts32 = &cases[3].texts;
     let concurrent = rt.block_on(time_concurrent(&model, texts32, iters));
     drop(model);
-    let waiting = TractClip::load(&ModelOptions { batch_wait: Duration::from_millis(2), ..opts.clone() }).expect("model");
+    let waiting = TractClip::load(&ModelOptions {
+        batch_wait: Duration::from_millis(2),
+        ..opts.clone()
+    })
+    .expect("model");
     let concurrent_wait = rt.block_on(time_concurrent(&waiting, texts32, iters));
     drop(waiting);
-    let unbatched = TractClip::load(&ModelOptions { max_batch: 1, ..opts.clone() }).expect("model");
+    let unbatched = TractClip::load(&ModelOptions {
+        max_batch: 1,
+        ..opts.clone()
+    })
+    .expect("model");
     let concurrent_unbatched = rt.block_on(time_concurrent(&unbatched, texts32, iters));
     drop(unbatched);
 
@@ -158,15 +214,21 @@ fn main() {
         .args(["--out".as_ref(), dir.join("result.json").as_os_str()])
         .status();
     let reference: Option<serde_json::Value> = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(dir.join("result.json")).ok().and_then(|t| serde_json::from_str(&t).ok()),
+        Ok(s) if s.success() => std::fs::read_to_string(dir.join("result.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok()),
         other => {
-            eprintln!("reference runtimes not measured ({python} {}: {other:?})", script.display());
+            eprintln!(
+                "reference runtimes not measured ({python} {}: {other:?})",
+                script.display()
+            );
             None
         }
     };
     let _ = std::fs::remove_dir_all(&dir);
 
-    let get = |rt: &str, case: &str| -> Option<f64> { reference.as_ref()?.get(rt)?.get(case)?.as_f64() };
+    let get =
+        |rt: &str, case: &str| -> Option<f64> { reference.as_ref()?.get(rt)?.get(case)?.as_f64() };
     println!("\nmedian ms over {iters} runs (tokenization / preprocessing included); ratio = clipgate / other");
     println!("| case | clipgate | onnxruntime | PyTorch | clipgate/ort | clipgate/torch |");
     println!("|---|---|---|---|---|---|");
@@ -175,7 +237,14 @@ fn main() {
         let p = get("pytorch", case.name);
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
         let r = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.2}", ms / v));
-        println!("| {} | {ms:.1} | {} | {} | {} | {} |", case.name, f(o), f(p), r(o), r(p));
+        println!(
+            "| {} | {ms:.1} | {} | {} | {} | {} |",
+            case.name,
+            f(o),
+            f(p),
+            r(o),
+            r(p)
+        );
     }
     println!("\nclipgate, 32 concurrent single-text requests (dynamic batching):");
     println!("| max_batch 32, no wait | max_batch 32, 2 ms wait | max_batch 1 (no batching) |");

@@ -76,7 +76,9 @@ pub struct TractClip {
 
 impl std::fmt::Debug for TractClip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TractClip").field("fingerprint", &self.inner.fingerprint).finish()
+        f.debug_struct("TractClip")
+            .field("fingerprint", &self.inner.fingerprint)
+            .finish()
     }
 }
 
@@ -84,7 +86,11 @@ fn hash_file(h: &mut Sha256, path: &Path) -> Result<(), EmbedError> {
     let mut f = std::fs::File::open(path)
         .map_err(|e| EmbedError::Model(format!("{}: cannot read: {e}", path.display())))?;
     let mut buf = vec![0u8; 1 << 20];
-    h.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+    h.update(
+        path.file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default(),
+    );
     loop {
         let n = f
             .read(&mut buf)
@@ -101,7 +107,11 @@ impl TractClip {
     /// for a full-size model): call it from a blocking context.
     pub fn load(opts: &ModelOptions) -> Result<TractClip, EmbedError> {
         let clip = read_clip_dir(&opts.model_dir, opts.text_model_dir.is_some())?;
-        let sentence = opts.text_model_dir.as_deref().map(read_sentence_dir).transpose()?;
+        let sentence = opts
+            .text_model_dir
+            .as_deref()
+            .map(read_sentence_dir)
+            .transpose()?;
 
         // Normalization defaults (issue 2 item 5): the HF CLIP path L2-normalizes; a
         // sentence-transformers text model only if its pipeline has a Normalize module.
@@ -133,11 +143,19 @@ impl TractClip {
         let vision = VisionTower::load(&clip.vision_onnx, h, w)?;
 
         let mut hasher = Sha256::new();
-        let mut files = vec![clip.config_path.clone(), clip.preprocessor_path.clone(), clip.vision_onnx.clone()];
+        let mut files = vec![
+            clip.config_path.clone(),
+            clip.preprocessor_path.clone(),
+            clip.vision_onnx.clone(),
+        ];
         files.extend(clip.tokenizer.iter().cloned());
         files.extend(clip.text_onnx.iter().cloned());
         if let Some(s) = &sentence {
-            files.extend([s.tokenizer.clone(), s.onnx.clone(), s.dir.join("config.json")]);
+            files.extend([
+                s.tokenizer.clone(),
+                s.onnx.clone(),
+                s.dir.join("config.json"),
+            ]);
             let modules = s.dir.join("modules.json");
             if modules.is_file() {
                 files.push(modules);
@@ -147,10 +165,17 @@ impl TractClip {
             hash_file(&mut hasher, f)?;
         }
         hasher.update(
-            format!("{:?}|max_len={max_len}|norm_text={normalize_text}|norm_image={normalize_image}", clip.image)
-                .as_bytes(),
+            format!(
+                "{:?}|max_len={max_len}|norm_text={normalize_text}|norm_image={normalize_image}",
+                clip.image
+            )
+            .as_bytes(),
         );
-        let fingerprint: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let fingerprint: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
 
         let threads = if opts.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -195,11 +220,16 @@ impl TractClip {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(EmbedError::Overloaded),
             Err(TrySendError::Disconnected(_)) => {
-                return Err(EmbedError::Inference("the inference thread has stopped".to_string()))
+                return Err(EmbedError::Inference(
+                    "the inference thread has stopped".to_string(),
+                ))
             }
         }
-        rx.await
-            .unwrap_or_else(|_| Err(EmbedError::Inference("the inference thread has stopped".to_string())))
+        rx.await.unwrap_or_else(|_| {
+            Err(EmbedError::Inference(
+                "the inference thread has stopped".to_string(),
+            ))
+        })
     }
 
     /// Runs prepared inputs and merges the model's answers back into input order.
@@ -219,7 +249,11 @@ impl TractClip {
                 Err(e) => slots.push(Err(e)),
             }
         }
-        let results = if ok.is_empty() { Ok(Vec::new()) } else { self.submit(make(ok)).await };
+        let results = if ok.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.submit(make(ok)).await
+        };
         match results {
             Ok(vectors) => {
                 let vectors: Vec<Vector> = vectors.into_iter().map(Vector::from).collect();
@@ -276,7 +310,11 @@ impl Embedder for TractClip {
         .unwrap_or_else(|e| {
             images
                 .iter()
-                .map(|_| Err(EmbedError::Inference(format!("image preprocessing failed: {e}"))))
+                .map(|_| {
+                    Err(EmbedError::Inference(format!(
+                        "image preprocessing failed: {e}"
+                    )))
+                })
                 .collect()
         });
         self.embed_prepared(prepared, Work::Images).await

@@ -70,7 +70,10 @@ fn require_file(path: PathBuf, what: &str) -> Result<PathBuf, EmbedError> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(model_err(&path, format!("file not found (expected {what})")))
+        Err(model_err(
+            &path,
+            format!("file not found (expected {what})"),
+        ))
     }
 }
 
@@ -86,7 +89,10 @@ fn find_onnx(dir: &Path, name: &str, what: &str) -> Result<PathBuf, EmbedError> 
     }
     Err(model_err(
         &nested,
-        format!("file not found (expected {what}; {} was tried too)", root.display()),
+        format!(
+            "file not found (expected {what}; {} was tried too)",
+            root.display()
+        ),
     ))
 }
 
@@ -104,7 +110,10 @@ pub fn read_clip_dir(dir: &Path, text_replaced: bool) -> Result<ClipFiles, Embed
     let config_path = dir.join("config.json");
     let config = read_json(&config_path)?;
     if !config.is_object() {
-        return Err(model_err(&config_path, "expected a JSON object (the CLIP model config)"));
+        return Err(model_err(
+            &config_path,
+            "expected a JSON object (the CLIP model config)",
+        ));
     }
     let max_positions = config
         .pointer("/text_config/max_position_embeddings")
@@ -112,7 +121,10 @@ pub fn read_clip_dir(dir: &Path, text_replaced: bool) -> Result<ClipFiles, Embed
         .and_then(Value::as_u64)
         .map_or(77, |n| n as usize);
     if max_positions < 2 {
-        return Err(model_err(&config_path, format!("max_position_embeddings {max_positions} is too small")));
+        return Err(model_err(
+            &config_path,
+            format!("max_position_embeddings {max_positions} is too small"),
+        ));
     }
     let preprocessor_path = dir.join("preprocessor_config.json");
     let pre = read_json(&preprocessor_path)?;
@@ -123,13 +135,24 @@ pub fn read_clip_dir(dir: &Path, text_replaced: bool) -> Result<ClipFiles, Embed
             "expected do_center_crop with crop_size, or an exact resize size: the vision model needs a fixed input size",
         ));
     }
-    let vision_onnx = find_onnx(dir, "vision_model.onnx", "the CLIP vision tower: pixel_values → image_embeds")?;
+    let vision_onnx = find_onnx(
+        dir,
+        "vision_model.onnx",
+        "the CLIP vision tower: pixel_values → image_embeds",
+    )?;
     let (tokenizer, text_onnx) = if text_replaced {
         (None, None)
     } else {
         (
-            Some(require_file(dir.join("tokenizer.json"), "the CLIP tokenizer in tokenizers JSON format")?),
-            Some(find_onnx(dir, "text_model.onnx", "the CLIP text tower: input_ids, attention_mask → text_embeds")?),
+            Some(require_file(
+                dir.join("tokenizer.json"),
+                "the CLIP tokenizer in tokenizers JSON format",
+            )?),
+            Some(find_onnx(
+                dir,
+                "text_model.onnx",
+                "the CLIP text tower: input_ids, attention_mask → text_embeds",
+            )?),
         )
     };
     Ok(ClipFiles {
@@ -150,8 +173,15 @@ pub fn read_sentence_dir(dir: &Path) -> Result<SentenceFiles, EmbedError> {
     check_dir(dir)?;
     let config_path = dir.join("config.json");
     let config = read_json(&config_path)?;
-    let tokenizer = require_file(dir.join("tokenizer.json"), "the text model's tokenizer in tokenizers JSON format")?;
-    let onnx = find_onnx(dir, "model.onnx", "the text model with output sentence_embedding")?;
+    let tokenizer = require_file(
+        dir.join("tokenizer.json"),
+        "the text model's tokenizer in tokenizers JSON format",
+    )?;
+    let onnx = find_onnx(
+        dir,
+        "model.onnx",
+        "the text model with output sentence_embedding",
+    )?;
     let modules_path = dir.join("modules.json");
     let has_normalize_module = if modules_path.is_file() {
         let modules = read_json(&modules_path)?;
@@ -168,12 +198,25 @@ pub fn read_sentence_dir(dir: &Path) -> Result<SentenceFiles, EmbedError> {
     };
     let sbert_path = dir.join("sentence_bert_config.json");
     let from_sbert = if sbert_path.is_file() {
-        read_json(&sbert_path)?.get("max_seq_length").and_then(Value::as_u64)
+        read_json(&sbert_path)?
+            .get("max_seq_length")
+            .and_then(Value::as_u64)
     } else {
         None
     };
     let max_seq_length = from_sbert
-        .or_else(|| config.get("max_position_embeddings").and_then(Value::as_u64))
+        .or_else(|| {
+            config
+                .get("max_position_embeddings")
+                .and_then(Value::as_u64)
+        })
         .map_or(512, |n| n as usize);
-    Ok(SentenceFiles { dir: dir.to_path_buf(), config, tokenizer, onnx, has_normalize_module, max_seq_length })
+    Ok(SentenceFiles {
+        dir: dir.to_path_buf(),
+        config,
+        tokenizer,
+        onnx,
+        has_normalize_module,
+        max_seq_length,
+    })
 }

@@ -192,7 +192,7 @@ fn parse_body(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Rejection> {
             "ctx": {"error": message},
         })])
     })?;
-    let object = match value {
+    let mut object = match value {
         Value::Null => return Err(Rejection::Unprocessable(vec![missing_body()])),
         Value::Object(object) => object,
         other => {
@@ -207,9 +207,9 @@ fn parse_body(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Rejection> {
     let mut errors = Vec::new();
     let mut lists = [Vec::new(), Vec::new()];
     for (field, list) in ["texts", "images"].into_iter().zip(lists.iter_mut()) {
-        match object.get(field) {
+        match object.remove(field) {
             None => {}
-            Some(Value::Array(items)) => *list = items.clone(),
+            Some(Value::Array(items)) => *list = items,
             Some(other) => errors.push(json!({
                 "type": "list_type",
                 "loc": ["body", field],

@@ -19,7 +19,9 @@ pub struct TextTokenizer {
 
 impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextTokenizer").field("max_len", &self.max_len).finish()
+        f.debug_struct("TextTokenizer")
+            .field("max_len", &self.max_len)
+            .finish()
     }
 }
 
@@ -28,7 +30,10 @@ impl TextTokenizer {
     /// included), as `tokenizer(text, truncation=True, max_length=max_len)` does.
     pub fn from_file(path: &Path, max_len: usize) -> Result<TextTokenizer, EmbedError> {
         let mut inner = Tokenizer::from_file(path).map_err(|e| {
-            EmbedError::Model(format!("{}: not a valid tokenizers JSON file: {e}", path.display()))
+            EmbedError::Model(format!(
+                "{}: not a valid tokenizers JSON file: {e}",
+                path.display()
+            ))
         })?;
         inner.with_padding(None);
         inner
@@ -45,7 +50,11 @@ impl TextTokenizer {
             .iter()
             .find_map(|t| inner.token_to_id(t))
             .map_or(0, i64::from);
-        Ok(TextTokenizer { inner, max_len, pad_id })
+        Ok(TextTokenizer {
+            inner,
+            max_len,
+            pad_id,
+        })
     }
 
     /// Token ids of `text` (special tokens added), at most `max_len` of them.
@@ -56,7 +65,9 @@ impl TextTokenizer {
             .map_err(|e| EmbedError::InvalidText(format!("tokenization failed: {e}")))?;
         let ids: Vec<i64> = enc.get_ids().iter().map(|&i| i64::from(i)).collect();
         if ids.is_empty() {
-            return Err(EmbedError::InvalidText("text encodes to no tokens".to_string()));
+            return Err(EmbedError::InvalidText(
+                "text encodes to no tokens".to_string(),
+            ));
         }
         Ok(ids)
     }

@@ -12,7 +12,11 @@ fn fixtures() -> PathBuf {
 }
 
 fn options() -> ModelOptions {
-    ModelOptions { model_dir: fixtures().join("model"), threads: 1, ..ModelOptions::default() }
+    ModelOptions {
+        model_dir: fixtures().join("model"),
+        threads: 1,
+        ..ModelOptions::default()
+    }
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -24,7 +28,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -46,7 +54,11 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -64,22 +76,44 @@ async fn bad_images_are_clear_errors() {
     let data_uri = format!("data:image/png;base64,{}", b64(&png));
     // (which error depends on the payload length, exactly as with b64decode)
     let r = one_image(&model, data_uri).await;
-    assert!(matches!(r, Err(EmbedError::InvalidBase64(_) | EmbedError::ImageDecode(_))), "data URI: {r:?}");
-    assert!(matches!(one_image(&model, "abcde".into()).await, Err(EmbedError::InvalidBase64(_))));
-    assert!(matches!(one_image(&model, "ünïcode".into()).await, Err(EmbedError::InvalidBase64(_))));
+    assert!(
+        matches!(
+            r,
+            Err(EmbedError::InvalidBase64(_) | EmbedError::ImageDecode(_))
+        ),
+        "data URI: {r:?}"
+    );
+    assert!(matches!(
+        one_image(&model, "abcde".into()).await,
+        Err(EmbedError::InvalidBase64(_))
+    ));
+    assert!(matches!(
+        one_image(&model, "ünïcode".into()).await,
+        Err(EmbedError::InvalidBase64(_))
+    ));
     // Valid base64 of bytes that are no image, and of nothing.
     match one_image(&model, b64(b"definitely not an image")).await {
         Err(EmbedError::ImageDecode(m)) => assert!(m.contains("cannot identify image file"), "{m}"),
         other => panic!("garbage: {other:?}"),
     }
-    assert!(matches!(one_image(&model, String::new()).await, Err(EmbedError::ImageDecode(_))));
+    assert!(matches!(
+        one_image(&model, String::new()).await,
+        Err(EmbedError::ImageDecode(_))
+    ));
     // A truncated PNG (header intact, data cut): every cut point errors, none panics.
     for cut in [8usize, 20, 33, 50, png.len() / 2, png.len() - 13] {
         let r = one_image(&model, b64(&png[..cut])).await;
-        assert!(matches!(r, Err(EmbedError::ImageDecode(_))), "cut at {cut}: {r:?}");
+        assert!(
+            matches!(r, Err(EmbedError::ImageDecode(_))),
+            "cut at {cut}: {r:?}"
+        );
     }
     // Whitespace and line breaks inside the base64 are accepted, as b64decode accepts them.
-    let wrapped: String = b64(&png).as_bytes().chunks(76).map(|c| format!("{}\n", String::from_utf8_lossy(c))).collect();
+    let wrapped: String = b64(&png)
+        .as_bytes()
+        .chunks(76)
+        .map(|c| format!("{}\n", String::from_utf8_lossy(c)))
+        .collect();
     assert!(one_image(&model, wrapped).await.is_ok());
 }
 
@@ -100,7 +134,11 @@ async fn huge_dimensions_are_refused_from_the_header() {
         img.write_with_encoder(enc).expect("encode bomb");
     }
     assert!(bomb.len() < 1_000_000, "bomb is {} bytes", bomb.len());
-    let small_limit = TractClip::load(&ModelOptions { max_image_pixels: 10_000_000, ..options() }).expect("model");
+    let small_limit = TractClip::load(&ModelOptions {
+        max_image_pixels: 10_000_000,
+        ..options()
+    })
+    .expect("model");
     match one_image(&small_limit, b64(&bomb)).await {
         Err(EmbedError::ImageTooLarge(m)) => assert!(m.contains("64000000 pixels"), "{m}"),
         other => panic!("bomb: {other:?}"),
@@ -115,19 +153,32 @@ async fn huge_dimensions_are_refused_from_the_header() {
 async fn texts_of_any_length_embed() {
     let model = TractClip::load(&options()).expect("model");
     let long = "circle ".repeat(5000);
-    let res = model.embed_texts(&[String::new(), long, "a red circle".into()]).await;
+    let res = model
+        .embed_texts(&[String::new(), long, "a red circle".into()])
+        .await;
     for r in &res {
         assert!(r.is_ok(), "{r:?}");
     }
-    assert_eq!(model.tokenize(&"circle ".repeat(5000)).expect("ids").len(), 77);
+    assert_eq!(
+        model.tokenize(&"circle ".repeat(5000)).expect("ids").len(),
+        77
+    );
 }
 
 #[tokio::test]
 async fn a_full_queue_answers_overloaded_at_once() {
-    let model = TractClip::load(&ModelOptions { queue_capacity: 1, max_batch: 1, ..options() }).expect("model");
+    let model = TractClip::load(&ModelOptions {
+        queue_capacity: 1,
+        max_batch: 1,
+        ..options()
+    })
+    .expect("model");
     let texts: Vec<Vec<String>> = (0..64).map(|i| vec![format!("text number {i}")]).collect();
     let results = futures::future::join_all(texts.iter().map(|t| model.embed_texts(t))).await;
-    let overloaded = results.iter().filter(|r| matches!(r[0], Err(EmbedError::Overloaded))).count();
+    let overloaded = results
+        .iter()
+        .filter(|r| matches!(r[0], Err(EmbedError::Overloaded)))
+        .count();
     let ok = results.iter().filter(|r| r[0].is_ok()).count();
     assert!(overloaded > 0, "no request was refused");
     assert!(ok > 0, "no request was served");
@@ -136,10 +187,20 @@ async fn a_full_queue_answers_overloaded_at_once() {
 
 fn copy_model_without(skip: &str) -> PathBuf {
     let src = fixtures().join("model");
-    let dst = std::env::temp_dir().join(format!("clipgate-model-{}-{}", std::process::id(), skip.replace('/', "_")));
+    let dst = std::env::temp_dir().join(format!(
+        "clipgate-model-{}-{}",
+        std::process::id(),
+        skip.replace('/', "_")
+    ));
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::create_dir_all(dst.join("onnx")).expect("mkdir");
-    for rel in ["config.json", "preprocessor_config.json", "tokenizer.json", "onnx/text_model.onnx", "onnx/vision_model.onnx"] {
+    for rel in [
+        "config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "onnx/text_model.onnx",
+        "onnx/vision_model.onnx",
+    ] {
         if rel != skip {
             std::fs::copy(src.join(rel), dst.join(rel)).expect("copy");
         }
@@ -156,23 +217,56 @@ fn load_err(opts: &ModelOptions) -> String {
 
 #[test]
 fn missing_or_broken_model_files_are_named() {
-    for missing in ["config.json", "preprocessor_config.json", "tokenizer.json", "onnx/text_model.onnx", "onnx/vision_model.onnx"] {
+    for missing in [
+        "config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "onnx/text_model.onnx",
+        "onnx/vision_model.onnx",
+    ] {
         let dir = copy_model_without(missing);
-        let msg = load_err(&ModelOptions { model_dir: dir.clone(), ..options() });
+        let msg = load_err(&ModelOptions {
+            model_dir: dir.clone(),
+            ..options()
+        });
         let name = missing.rsplit('/').next().unwrap_or(missing);
-        assert!(msg.contains(name) && msg.contains("not found"), "missing {missing}: {msg}");
+        assert!(
+            msg.contains(name) && msg.contains("not found"),
+            "missing {missing}: {msg}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
     // Inconsistent: an ONNX file that is not the expected tower.
     let dir = copy_model_without("none");
-    std::fs::copy(dir.join("onnx/vision_model.onnx"), dir.join("onnx/text_model.onnx")).expect("copy");
-    let msg = load_err(&ModelOptions { model_dir: dir.clone(), ..options() });
-    assert!(msg.contains("text_model.onnx") && msg.contains("text_embeds"), "{msg}");
+    std::fs::copy(
+        dir.join("onnx/vision_model.onnx"),
+        dir.join("onnx/text_model.onnx"),
+    )
+    .expect("copy");
+    let msg = load_err(&ModelOptions {
+        model_dir: dir.clone(),
+        ..options()
+    });
+    assert!(
+        msg.contains("text_model.onnx") && msg.contains("text_embeds"),
+        "{msg}"
+    );
     // Not JSON.
-    std::fs::File::create(dir.join("config.json")).and_then(|mut f| f.write_all(b"{not json")).expect("write");
-    let msg = load_err(&ModelOptions { model_dir: dir.clone(), ..options() });
-    assert!(msg.contains("config.json") && msg.contains("not valid JSON"), "{msg}");
+    std::fs::File::create(dir.join("config.json"))
+        .and_then(|mut f| f.write_all(b"{not json"))
+        .expect("write");
+    let msg = load_err(&ModelOptions {
+        model_dir: dir.clone(),
+        ..options()
+    });
+    assert!(
+        msg.contains("config.json") && msg.contains("not valid JSON"),
+        "{msg}"
+    );
     let _ = std::fs::remove_dir_all(dir);
-    let msg = load_err(&ModelOptions { model_dir: fixtures().join("no-such-model"), ..options() });
+    let msg = load_err(&ModelOptions {
+        model_dir: fixtures().join("no-such-model"),
+        ..options()
+    });
     assert!(msg.contains("no-such-model"), "{msg}");
 }

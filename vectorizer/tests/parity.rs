@@ -25,7 +25,11 @@ fn load(opts: ModelOptions) -> TractClip {
 }
 
 fn clip_options() -> ModelOptions {
-    ModelOptions { model_dir: fixtures().join("model"), threads: 2, ..ModelOptions::default() }
+    ModelOptions {
+        model_dir: fixtures().join("model"),
+        threads: 2,
+        ..ModelOptions::default()
+    }
 }
 
 fn reference(name: &str) -> Value {
@@ -35,17 +39,29 @@ fn reference(name: &str) -> Value {
 }
 
 fn l2(v: &[f32]) -> Vec<f64> {
-    let n = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+    let n = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
     v.iter().map(|x| f64::from(*x) / n).collect()
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("vector array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    v.as_array()
+        .expect("vector array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "dimension");
-    l2(a).iter().zip(l2(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    l2(a)
+        .iter()
+        .zip(l2(b))
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 fn b64_file(rel: &str) -> String {
@@ -76,14 +92,21 @@ async fn clip_texts_match_reference() {
     let r = reference("clip.json");
     let cases = r["texts"].as_array().expect("texts");
     assert!(cases.len() >= 10);
-    let texts: Vec<String> = cases.iter().map(|c| c["text"].as_str().expect("text").to_string()).collect();
+    let texts: Vec<String> = cases
+        .iter()
+        .map(|c| c["text"].as_str().expect("text").to_string())
+        .collect();
     // All at once (batched, mixed lengths) and one by one (single, own bucket): both must match.
     let batched = model.embed_texts(&texts).await;
     let mut report = Vec::new();
     let mut worst = 0f64;
     for (i, case) in cases.iter().enumerate() {
         let want = floats(&case["vector"]);
-        let single = model.embed_texts(&texts[i..=i]).await.remove(0).expect("single text");
+        let single = model
+            .embed_texts(&texts[i..=i])
+            .await
+            .remove(0)
+            .expect("single text");
         let got = batched[i].as_ref().expect("batched text");
         let d = max_abs_diff(got, &want).max(max_abs_diff(&single, &want));
         worst = worst.max(d);
@@ -100,8 +123,14 @@ async fn clip_images_match_reference_for_every_format_and_size() {
     let model = load(clip_options());
     let r = reference("clip.json");
     let cases = r["images"].as_array().expect("images");
-    assert!(cases.len() >= 20, "expected every fixture image in the reference");
-    let images: Vec<String> = cases.iter().map(|c| b64_file(c["file"].as_str().expect("file"))).collect();
+    assert!(
+        cases.len() >= 20,
+        "expected every fixture image in the reference"
+    );
+    let images: Vec<String> = cases
+        .iter()
+        .map(|c| b64_file(c["file"].as_str().expect("file")))
+        .collect();
     let batched = model.embed_images(&images).await;
     let mut report = Vec::new();
     let mut worst = 0f64;
@@ -115,37 +144,70 @@ async fn clip_images_match_reference_for_every_format_and_size() {
                 continue;
             }
         };
-        let single = model.embed_images(&images[i..=i]).await.remove(0).expect("single image");
+        let single = model
+            .embed_images(&images[i..=i])
+            .await
+            .remove(0)
+            .expect("single image");
         let d = max_abs_diff(&got, &want).max(max_abs_diff(&single, &want));
         worst = worst.max(d);
-        println!("{file}: {d:e}{}", if known_gap(file) { " (known gap)" } else { "" });
+        println!(
+            "{file}: {d:e}{}",
+            if known_gap(file) { " (known gap)" } else { "" }
+        );
         let bound = if known_gap(file) { 3e-3 } else { 5e-4 };
         if d > bound {
             report.push(format!("{file}: max abs diff {d:e} > {bound:e}"));
         }
     }
     println!("images: worst max abs diff {worst:e}");
-    assert!(report.is_empty(), "images over their bound:\n{}", report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "images over their bound:\n{}",
+        report.join("\n")
+    );
 }
 
 #[tokio::test]
 async fn vectors_are_l2_normalized_by_default_for_the_hf_layout() {
     let model = load(clip_options());
-    let v = model.embed_texts(&["a red circle".to_string()]).await.remove(0).expect("vector");
+    let v = model
+        .embed_texts(&["a red circle".to_string()])
+        .await
+        .remove(0)
+        .expect("vector");
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
-    let raw = load(ModelOptions { normalize: Some(false), ..clip_options() });
-    let w = raw.embed_texts(&["a red circle".to_string()]).await.remove(0).expect("vector");
+    let raw = load(ModelOptions {
+        normalize: Some(false),
+        ..clip_options()
+    });
+    let w = raw
+        .embed_texts(&["a red circle".to_string()])
+        .await
+        .remove(0)
+        .expect("vector");
     let norm_raw = w.iter().map(|x| x * x).sum::<f32>().sqrt();
-    assert!((norm_raw - 1.0).abs() > 1e-3, "--normalize false must return the raw projection");
+    assert!(
+        (norm_raw - 1.0).abs() > 1e-3,
+        "--normalize false must return the raw projection"
+    );
     assert!(cosine(&v, &w) > 0.99999);
-    assert_ne!(model.fingerprint(), raw.fingerprint(), "normalization is part of the fingerprint");
+    assert_ne!(
+        model.fingerprint(),
+        raw.fingerprint(),
+        "normalization is part of the fingerprint"
+    );
 }
 
 #[tokio::test]
 async fn a_red_circle_is_closest_to_the_red_circle_image() {
     let model = load(clip_options());
-    let text = model.embed_texts(&["a red circle".to_string()]).await.remove(0).expect("text");
+    let text = model
+        .embed_texts(&["a red circle".to_string()])
+        .await
+        .remove(0)
+        .expect("text");
     let mut names: Vec<String> = std::fs::read_dir(fixtures().join("images"))
         .expect("images")
         .filter_map(|e| e.ok())
@@ -154,7 +216,10 @@ async fn a_red_circle_is_closest_to_the_red_circle_image() {
         .collect();
     names.sort();
     assert!(names.len() >= 5 && names.iter().any(|n| n == "red-circle.png"));
-    let images: Vec<String> = names.iter().map(|n| b64_file(&format!("images/{n}"))).collect();
+    let images: Vec<String> = names
+        .iter()
+        .map(|n| b64_file(&format!("images/{n}")))
+        .collect();
     let vectors = model.embed_images(&images).await;
     let mut scored: Vec<(f64, &str)> = names
         .iter()
@@ -170,25 +235,42 @@ async fn a_red_circle_is_closest_to_the_red_circle_image() {
 #[tokio::test]
 async fn sentence_transformers_text_model_matches_reference() {
     let dir = fixtures().join("text-model");
-    let model = load(ModelOptions { text_model_dir: Some(dir), ..clip_options() });
+    let model = load(ModelOptions {
+        text_model_dir: Some(dir),
+        ..clip_options()
+    });
     let r = reference("text-model.json");
     let cases = r["texts"].as_array().expect("texts");
-    let texts: Vec<String> = cases.iter().map(|c| c["text"].as_str().expect("text").to_string()).collect();
+    let texts: Vec<String> = cases
+        .iter()
+        .map(|c| c["text"].as_str().expect("text").to_string())
+        .collect();
     let got = model.embed_texts(&texts).await;
     let mut report = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let want = floats(&case["vector"]);
-        let single = model.embed_texts(&texts[i..=i]).await.remove(0).expect("single");
+        let single = model
+            .embed_texts(&texts[i..=i])
+            .await
+            .remove(0)
+            .expect("single");
         let v = got[i].as_ref().expect("text vector");
         let d = max_abs_diff(v, &want).max(max_abs_diff(&single, &want));
         if d > 1e-5 {
             report.push(format!("{:?}: {d:e}", texts[i]));
         }
     }
-    assert!(report.is_empty(), "text model over 1e-5:\n{}", report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "text model over 1e-5:\n{}",
+        report.join("\n")
+    );
     // Images still come from the CLIP vision tower; meta reports both configs (spec §7.2).
     let meta = model.meta().await.expect("meta");
-    assert!(meta.get("clip_model").is_some() && meta.get("text_model").is_some(), "{meta}");
+    assert!(
+        meta.get("clip_model").is_some() && meta.get("text_model").is_some(),
+        "{meta}"
+    );
 }
 
 #[test]
@@ -197,8 +279,12 @@ fn token_ids_match_the_reference_tokenizer() {
     let r = reference("clip.json");
     for case in r["texts"].as_array().expect("texts") {
         let text = case["text"].as_str().expect("text");
-        let want: Vec<i64> =
-            case["input_ids"].as_array().expect("ids").iter().map(|x| x.as_i64().expect("id")).collect();
+        let want: Vec<i64> = case["input_ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|x| x.as_i64().expect("id"))
+            .collect();
         let got = model.tokenize(text).expect("tokenize");
         assert_eq!(got, want, "{text:?}");
         assert!(got.len() <= 77);
@@ -211,13 +297,31 @@ fn token_ids_match_the_reference_tokenizer() {
 fn right_padding_to_a_bucket_does_not_change_text_embeddings() {
     use vectorizer::tract::plans::TextTower;
     let model = load(clip_options());
-    let mut tower = TextTower::load(&fixtures().join("model/onnx/text_model.onnx"), "text_embeds").expect("tower");
-    for text in ["a red circle", "", "a photo of a small green triangle on a white background"] {
+    let mut tower = TextTower::load(
+        &fixtures().join("model/onnx/text_model.onnx"),
+        "text_embeds",
+    )
+    .expect("tower");
+    for text in [
+        "a red circle",
+        "",
+        "a photo of a small green triangle on a white background",
+    ] {
         let ids = model.tokenize(text).expect("ids");
-        let exact = tower.run(std::slice::from_ref(&ids), ids.len(), 49407).expect("exact").remove(0);
+        let exact = tower
+            .run(std::slice::from_ref(&ids), ids.len(), 49407)
+            .expect("exact")
+            .remove(0);
         for len in [ids.len() + 1, 32, 77] {
-            let padded = tower.run(std::slice::from_ref(&ids), len, 49407).expect("padded").remove(0);
-            let d = exact.iter().zip(&padded).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let padded = tower
+                .run(std::slice::from_ref(&ids), len, 49407)
+                .expect("padded")
+                .remove(0);
+            let d = exact
+                .iter()
+                .zip(&padded)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(d < 1e-5, "{text:?} padded to {len}: max diff {d}");
         }
     }

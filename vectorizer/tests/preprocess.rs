@@ -26,7 +26,11 @@ fn fixture_images() -> Vec<String> {
             .expect("fixture images")
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| [".png", ".jpg", ".gif", ".webp", ".bmp"].iter().any(|x| n.ends_with(x)))
+            .filter(|n| {
+                [".png", ".jpg", ".gif", ".webp", ".bmp"]
+                    .iter()
+                    .any(|x| n.ends_with(x))
+            })
             .collect();
         names.sort();
         out.extend(names.into_iter().map(|n| format!("{sub}/{n}")));
@@ -41,8 +45,15 @@ fn resize_and_crop_match_pil_exactly() {
     let mut checked = 0;
     for rel in fixture_images() {
         let bytes = std::fs::read(fixtures().join(&rel)).expect("image");
-        let reference_name = format!("{}.png", rel.replace('/', "__").rsplit_once('.').map_or(rel.as_str(), |x| x.0));
-        let reference_path = fixtures().join("reference/preprocessed").join(reference_name);
+        let reference_name = format!(
+            "{}.png",
+            rel.replace('/', "__")
+                .rsplit_once('.')
+                .map_or(rel.as_str(), |x| x.0)
+        );
+        let reference_path = fixtures()
+            .join("reference/preprocessed")
+            .join(reference_name);
         let Ok(reference) = std::fs::read(&reference_path) else {
             failures.push(format!("{rel}: no reference {}", reference_path.display()));
             continue;
@@ -76,12 +87,22 @@ fn resize_and_crop_match_pil_exactly() {
         // libjpeg-turbo) and Pillow 13's vertical-first pass order for some sizes.
         let known_gap = rel.ends_with(".jpg") || rel.ends_with("size-97x1031.png");
         if known_gap {
-            println!("{rel}: {count} of {} values differ, max {max} (known gap)", diffs.len());
+            println!(
+                "{rel}: {count} of {} values differ, max {max} (known gap)",
+                diffs.len()
+            );
         }
         if max > if known_gap { 3 } else { 0 } {
-            failures.push(format!("{rel}: {count} of {} values differ, max {max}", diffs.len()));
+            failures.push(format!(
+                "{rel}: {count} of {} values differ, max {max}",
+                diffs.len()
+            ));
         }
     }
     assert!(checked >= 20, "only {checked} images checked");
-    assert!(failures.is_empty(), "preprocessing differs from PIL:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "preprocessing differs from PIL:\n{}",
+        failures.join("\n")
+    );
 }

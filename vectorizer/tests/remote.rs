@@ -70,7 +70,12 @@ async fn vectors_over_the_container_api_are_bit_identical() {
 async fn meta_and_ready_come_from_the_container() {
     let embedder = Arc::new(TestEmbedder::new());
     let base = serve(router(embedder.clone())).await;
-    let remote = client(&format!("{base}/"));
+    // Weaviate's 500 ms per readiness probe is tight on a loaded CI machine.
+    let options = RemoteOptions {
+        ready_timeout: Duration::from_secs(10),
+        ..RemoteOptions::default()
+    };
+    let remote = RemoteClip::new(&format!("{base}/"), options).unwrap();
     assert_eq!(remote.base_url(), base);
     assert_eq!(remote.meta().await.unwrap(), embedder.meta().await.unwrap());
     assert_eq!(remote.ready().await, Ok(()));
@@ -153,6 +158,11 @@ async fn container_down_is_connection_refused() {
     for result in &results {
         assert_eq!(result.as_ref().unwrap_err().to_string(), expected);
     }
+    let ready = remote.wait_until_ready(Duration::ZERO).await.unwrap_err();
+    assert_eq!(
+        ready.to_string(),
+        format!("init context expired before remote was ready: send check ready request: Get \"http://{addr}/.well-known/ready\": dial tcp {addr}: connect: connection refused")
+    );
     let meta = remote.meta().await.unwrap_err().to_string();
     assert_eq!(
         meta,

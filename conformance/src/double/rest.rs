@@ -48,15 +48,42 @@ fn forbidden(principal: &Principal, class: &str) -> Response {
     error_response(StatusCode::FORBIDDEN, principal.forbidden_message(class))
 }
 
-/// go-swagger's answer to a body that is not valid JSON.
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"code": 602, "message": format!("parsing body body from \"\" failed, because {e}")})),
-        )
-            .into_response()
-    })
+/// A request refused before the handler runs (malformed body, path or query), rendered in
+/// the shapes go-swagger / Weaviate use.
+#[derive(Debug, thiserror::Error)]
+enum Reject {
+    /// 422 `{"code":602,…}`: the body is not JSON.
+    #[error("parsing body body from \"\" failed, because {0}")]
+    BodyNotJson(String),
+    /// 422 `{"code":606,…}`: a path id is not a uuid.
+    #[error("id in path must be of type uuid: \"{0}\"")]
+    PathIdNotUuid(String),
+    /// 400 `{"error":[…]}`: an unknown `?include=` value.
+    #[error("unrecognized property '{0}' in ?include list")]
+    UnknownInclude(String),
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        match self {
+            Self::BodyNotJson(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"code": 602, "message": message})),
+            )
+                .into_response(),
+            Self::PathIdNotUuid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"code": 606, "message": message})),
+            )
+                .into_response(),
+            Self::UnknownInclude(_) => error_response(StatusCode::BAD_REQUEST, message),
+        }
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Reject> {
+    serde_json::from_slice(body).map_err(|e| Reject::BodyNotJson(e.to_string()))
 }
 
 // ---------------------------------------------------------------- misc
@@ -88,7 +115,7 @@ pub async fn get_schema(State(d): State<Double>) -> Json<Value> {
 pub async fn create_class(State(d): State<Double>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match d.store.create_class(body) {
         Ok(def) => Json(Value::Object(def)).into_response(),
@@ -118,7 +145,7 @@ pub async fn update_class(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match d.store.update_class(&class, body) {
         Ok(Some(def)) => Json(Value::Object(def)).into_response(),
@@ -142,7 +169,7 @@ pub async fn add_property(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match d.store.add_property(&class, body) {
         Ok(Some(p)) => Json(Value::Object(p)).into_response(),
@@ -161,7 +188,7 @@ pub async fn add_tenants(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let names: Vec<String> = body
         .as_array()
@@ -307,7 +334,7 @@ pub struct ObjectQuery {
 }
 
 /// `?include=` values known to a Weaviate without modules.
-fn include_vector(q: &ObjectQuery) -> Result<bool, Response> {
+fn include_vector(q: &ObjectQuery) -> Result<bool, Reject> {
     let mut vector = false;
     for item in q
         .include
@@ -319,25 +346,14 @@ fn include_vector(q: &ObjectQuery) -> Result<bool, Response> {
         match item {
             "" | "classification" => {}
             "vector" => vector = true,
-            other => {
-                return Err(error_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("unrecognized property '{other}' in ?include list"),
-                ))
-            }
+            other => return Err(Reject::UnknownInclude(other.to_owned())),
         }
     }
     Ok(vector)
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, Response> {
-    Uuid::parse_str(raw).map_err(|_| {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"code": 606, "message": format!("id in path must be of type uuid: \"{raw}\"")})),
-        )
-            .into_response()
-    })
+fn parse_id(raw: &str) -> Result<Uuid, Reject> {
+    Uuid::parse_str(raw).map_err(|_| Reject::PathIdNotUuid(raw.to_owned()))
 }
 
 pub async fn create_object(
@@ -347,7 +363,7 @@ pub async fn create_object(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let input = match parse_object(&body) {
         Ok(i) => i,
@@ -369,7 +385,7 @@ pub async fn validate_object(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let input = match parse_object(&body) {
         Ok(i) => i,
@@ -391,7 +407,7 @@ pub async fn list_objects(
 ) -> Response {
     let with_vector = match include_vector(&q) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let class = q.class.as_deref().map(class_name);
     if let Some(c) = &class {
@@ -430,11 +446,11 @@ pub async fn list_objects(
 fn get_impl(d: &Double, p: &Principal, class: Option<&str>, id: &str, q: &ObjectQuery) -> Response {
     let with_vector = match include_vector(q) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let id = match parse_id(id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let class = class.map(class_name);
     if let Some(c) = &class {
@@ -510,11 +526,11 @@ pub async fn put_object(
 ) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut input = match parse_object(&body) {
         Ok(i) => i,
@@ -546,11 +562,11 @@ pub async fn patch_object(
 ) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut input = match parse_object(&body) {
         Ok(i) => i,
@@ -578,7 +594,7 @@ pub async fn delete_object(
 ) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let class = class_name(&class);
     if !p.can_access(&class) {
@@ -598,7 +614,7 @@ pub async fn delete_object_by_id(
 ) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match d.store.get_object(None, id, q.tenant.as_deref()) {
         Ok(o) if !p.can_access(&o.class) => return forbidden(&p, &o.class),
@@ -621,7 +637,7 @@ pub async fn batch_objects(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let items = body
         .get("objects")
@@ -710,7 +726,7 @@ pub async fn graphql_single(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match graphql_request(&body) {
         Ok(req) => Json(graphql::execute(&d.store, &p, &req)).into_response(),
@@ -726,7 +742,7 @@ pub async fn graphql_batch(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(items) = body.as_array() else {
         return error_response(

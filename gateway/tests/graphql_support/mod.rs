@@ -41,13 +41,10 @@ pub fn plain_view() -> SchemaView {
 /// A 3-dimensional fake vector that differs per text: exact binary fractions, so that the
 /// snapshots show readable numbers.
 pub fn fake(text: &str) -> Vec<f32> {
-    let n = text.len() as f32;
+    let n = text.len();
     let first = text.bytes().next().unwrap_or(0) as f32;
-    vec![
-        n / 4.0,
-        first / 128.0,
-        if n as usize % 2 == 0 { 0.5 } else { -0.25 },
-    ]
+    let sign = if n.is_multiple_of(2) { 0.5 } else { -0.25 };
+    vec![n as f32 / 4.0, first / 128.0, sign]
 }
 
 /// Inputs for `needs`: fake vectors; texts starting with `fail` and images starting with `bad`

@@ -128,6 +128,9 @@ mod tests {
             err("a"),
             "Invalid base64-encoded string: number of data characters (1) cannot be 1 more than a multiple of 4"
         );
-        assert_eq!(err("aGVsbG8é"), "string argument should contain only ASCII characters");
+        assert_eq!(
+            err("aGVsbG8é"),
+            "string argument should contain only ASCII characters"
+        );
     }
 }

@@ -37,7 +37,11 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Rgb8, EmbedError> {
     let format = image::guess_format(bytes)
         .map_err(|_| EmbedError::ImageDecode(CANNOT_IDENTIFY.to_string()))?;
     match format {
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP | ImageFormat::Bmp => {}
+        ImageFormat::Png
+        | ImageFormat::Jpeg
+        | ImageFormat::Gif
+        | ImageFormat::WebP
+        | ImageFormat::Bmp => {}
         other => {
             return Err(EmbedError::ImageDecode(format!(
                 "{CANNOT_IDENTIFY} (unsupported format {other:?})"
@@ -58,7 +62,9 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Rgb8, EmbedError> {
         )));
     }
     if w == 0 || h == 0 {
-        return Err(EmbedError::ImageDecode(format!("image has no pixels ({w}x{h})")));
+        return Err(EmbedError::ImageDecode(format!(
+            "image has no pixels ({w}x{h})"
+        )));
     }
     decoder.set_limits(limits).map_err(|e| match e {
         image::ImageError::Limits(l) => EmbedError::ImageTooLarge(l.to_string()),
@@ -78,7 +84,13 @@ fn to_rgb_like_pil(img: DynamicImage) -> Rgb8 {
     let n = width * height;
     let mut data = Vec::with_capacity(n * 3);
     match img {
-        DynamicImage::ImageRgb8(b) => return Rgb8 { width, height, data: b.into_raw() },
+        DynamicImage::ImageRgb8(b) => {
+            return Rgb8 {
+                width,
+                height,
+                data: b.into_raw(),
+            }
+        }
         DynamicImage::ImageRgba8(b) => {
             for p in b.as_raw().chunks_exact(4) {
                 data.extend_from_slice(&p[..3]);
@@ -119,8 +131,16 @@ fn to_rgb_like_pil(img: DynamicImage) -> Rgb8 {
         }
         other => {
             // Float images do not come out of the decoders enabled here; keep a sane fallback.
-            return Rgb8 { width, height, data: other.to_rgb8().into_raw() };
+            return Rgb8 {
+                width,
+                height,
+                data: other.to_rgb8().into_raw(),
+            };
         }
     }
-    Rgb8 { width, height, data }
+    Rgb8 {
+        width,
+        height,
+        data,
+    }
 }

@@ -81,26 +81,33 @@ impl ImageConfig {
                 ResizeTo::ShortestEdge(n)
             } else if let Some(n) = s.get("shortest_edge").and_then(as_usize) {
                 ResizeTo::ShortestEdge(n)
-            } else if let (Some(h), Some(w)) =
-                (s.get("height").and_then(as_usize), s.get("width").and_then(as_usize))
-            {
-                ResizeTo::Exact { height: h, width: w }
+            } else if let (Some(h), Some(w)) = (
+                s.get("height").and_then(as_usize),
+                s.get("width").and_then(as_usize),
+            ) {
+                ResizeTo::Exact {
+                    height: h,
+                    width: w,
+                }
             } else {
                 return Err(format!("unsupported \"size\": {s}"));
             };
         }
         if let Some(r) = obj.get("resample") {
-            let code = r.as_i64().ok_or_else(|| format!("\"resample\" is not an integer: {r}"))?;
-            c.resample =
-                Filter::from_pil(code).ok_or_else(|| format!("unsupported \"resample\": {code}"))?;
+            let code = r
+                .as_i64()
+                .ok_or_else(|| format!("\"resample\" is not an integer: {r}"))?;
+            c.resample = Filter::from_pil(code)
+                .ok_or_else(|| format!("unsupported \"resample\": {code}"))?;
         }
         if let Some(s) = obj.get("crop_size") {
             if let Some(n) = as_usize(s) {
                 c.crop_height = n;
                 c.crop_width = n;
-            } else if let (Some(h), Some(w)) =
-                (s.get("height").and_then(as_usize), s.get("width").and_then(as_usize))
-            {
+            } else if let (Some(h), Some(w)) = (
+                s.get("height").and_then(as_usize),
+                s.get("width").and_then(as_usize),
+            ) {
                 c.crop_height = h;
                 c.crop_width = w;
             } else {
@@ -108,8 +115,9 @@ impl ImageConfig {
             }
         }
         if let Some(f) = obj.get("rescale_factor") {
-            c.rescale_factor =
-                f.as_f64().ok_or_else(|| format!("\"rescale_factor\" is not a number: {f}"))?;
+            c.rescale_factor = f
+                .as_f64()
+                .ok_or_else(|| format!("\"rescale_factor\" is not a number: {f}"))?;
         }
         let triple = |k: &str, d: [f32; 3]| -> Result<[f32; 3], String> {
             match obj.get(k) {
@@ -121,7 +129,10 @@ impl ImageConfig {
                 Some(Value::Array(a)) if a.len() == 3 => {
                     let mut out = [0f32; 3];
                     for (o, x) in out.iter_mut().zip(a) {
-                        *o = x.as_f64().ok_or_else(|| format!("\"{k}\" is not numeric"))? as f32;
+                        *o = x
+                            .as_f64()
+                            .ok_or_else(|| format!("\"{k}\" is not numeric"))?
+                            as f32;
                     }
                     Ok(out)
                 }
@@ -148,7 +159,11 @@ impl ImageConfig {
 /// transformers' `get_resize_output_image_size(default_to_square=False)`: the short side becomes
 /// `size`, the long side `int(size * long / short)` (float division, then truncation).
 pub fn shortest_edge_size(width: usize, height: usize, size: usize) -> (usize, usize) {
-    let (short, long) = if width <= height { (width, height) } else { (height, width) };
+    let (short, long) = if width <= height {
+        (width, height)
+    } else {
+        (height, width)
+    };
     let new_long = (size as f64 * long as f64 / short as f64) as usize;
     if width <= height {
         (size, new_long)
@@ -180,7 +195,11 @@ pub fn center_crop(img: &Rgb8, crop_h: usize, crop_w: usize) -> Rgb8 {
             data[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
         }
     }
-    Rgb8 { width: crop_w, height: crop_h, data }
+    Rgb8 {
+        width: crop_w,
+        height: crop_h,
+        data,
+    }
 }
 
 /// Resize + center crop of a decoded RGB image, still 8-bit: what transformers' processor holds
@@ -194,7 +213,11 @@ pub fn resize_and_crop<'a>(img: &'a Rgb8, cfg: &ImageConfig) -> std::borrow::Cow
         };
         if (w, h) != (img.width, img.height) {
             let data = resize_rgb8(&img.data, img.width, img.height, w, h, cfg.resample);
-            img = std::borrow::Cow::Owned(Rgb8 { width: w, height: h, data });
+            img = std::borrow::Cow::Owned(Rgb8 {
+                width: w,
+                height: h,
+                data,
+            });
         }
     }
     if cfg.do_center_crop && (img.height, img.width) != (cfg.crop_height, cfg.crop_width) {
@@ -229,7 +252,11 @@ pub fn to_pixel_values(img: &Rgb8, cfg: &ImageConfig) -> Vec<f32> {
 }
 
 /// The whole path for one request image: base64 string → CHW tensor.
-pub fn preprocess_base64(b64: &str, cfg: &ImageConfig, max_pixels: u64) -> Result<Vec<f32>, EmbedError> {
+pub fn preprocess_base64(
+    b64: &str,
+    cfg: &ImageConfig,
+    max_pixels: u64,
+) -> Result<Vec<f32>, EmbedError> {
     let bytes = base64::decode_python(b64)?;
     let img = decode_rgb(&bytes, max_pixels)?;
     Ok(to_pixel_values(&img, cfg))

@@ -229,7 +229,10 @@ pub fn resize_rgb8(
                 *a += i32::from(p) * ky;
             }
         }
-        for (o, &a) in out[yy * tmp_w * 3..(yy + 1) * tmp_w * 3].iter_mut().zip(&acc) {
+        for (o, &a) in out[yy * tmp_w * 3..(yy + 1) * tmp_w * 3]
+            .iter_mut()
+            .zip(&acc)
+        {
             *o = clip8(a);
         }
     }

@@ -51,16 +51,31 @@ fn load_onnx(path: &Path, output: &str) -> Result<InferenceModel, EmbedError> {
         .model_for_path(path)
         .map_err(|e| model_err(path, format!("cannot load ONNX model: {e}")))?;
     // ONNX output names are tensor names: tract keeps them as outlet labels.
-    let outlets: Vec<OutletId> = model.output_outlets().map_err(|e| model_err(path, e))?.to_vec();
+    let outlets: Vec<OutletId> = model
+        .output_outlets()
+        .map_err(|e| model_err(path, e))?
+        .to_vec();
     let label = |o: &OutletId| {
-        model.outlet_label(*o).map(str::to_string).unwrap_or_else(|| model.node(o.node).name.clone())
+        model
+            .outlet_label(*o)
+            .map(str::to_string)
+            .unwrap_or_else(|| model.node(o.node).name.clone())
     };
     let outputs: Vec<String> = outlets.iter().map(label).collect();
-    let chosen = outlets.iter().zip(&outputs).find(|(_, n)| n.as_str() == output).map(|(o, _)| *o);
+    let chosen = outlets
+        .iter()
+        .zip(&outputs)
+        .find(|(_, n)| n.as_str() == output)
+        .map(|(o, _)| *o);
     let chosen = chosen.ok_or_else(|| {
-        model_err(path, format!("expected an output named \"{output}\", the model has {outputs:?}"))
+        model_err(
+            path,
+            format!("expected an output named \"{output}\", the model has {outputs:?}"),
+        )
     })?;
-    model.select_output_outlets(&[chosen]).map_err(|e| model_err(path, e))?;
+    model
+        .select_output_outlets(&[chosen])
+        .map_err(|e| model_err(path, e))?;
     Ok(model)
 }
 
@@ -94,9 +109,18 @@ impl TextTower {
             });
         }
         if !inputs.contains(&TextInput::InputIds) {
-            return Err(model_err(path, format!("expected an input named \"input_ids\", the model has {names:?}")));
+            return Err(model_err(
+                path,
+                format!("expected an input named \"input_ids\", the model has {names:?}"),
+            ));
         }
-        Ok(TextTower { path: path.to_path_buf(), model, inputs, plans: HashMap::new(), dim: None })
+        Ok(TextTower {
+            path: path.to_path_buf(),
+            model,
+            inputs,
+            plans: HashMap::new(),
+            dim: None,
+        })
     }
 
     /// The plan for sequences of exactly `len` tokens (any batch size).
@@ -108,19 +132,32 @@ impl TextTower {
         let n = model.symbols.sym("N");
         for ix in 0..self.inputs.len() {
             model
-                .set_input_fact(ix, InferenceFact::dt_shape(i64::datum_type(), tvec![n.to_dim(), len.to_dim()]))
+                .set_input_fact(
+                    ix,
+                    InferenceFact::dt_shape(i64::datum_type(), tvec![n.to_dim(), len.to_dim()]),
+                )
                 .map_err(|e| model_err(&self.path, e))?;
         }
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
-            .map_err(|e| model_err(&self.path, format!("cannot build a plan for {len} tokens: {e:?}")))?;
+            .map_err(|e| {
+                model_err(
+                    &self.path,
+                    format!("cannot build a plan for {len} tokens: {e:?}"),
+                )
+            })?;
         self.plans.insert(len, plan.clone());
         Ok(plan)
     }
 
     /// Runs one batch of token id sequences, all padded to `len` (`lens[i]` real tokens each).
-    pub fn run(&mut self, ids: &[Vec<i64>], len: usize, pad_id: i64) -> Result<Vec<Vec<f32>>, EmbedError> {
+    pub fn run(
+        &mut self,
+        ids: &[Vec<i64>],
+        len: usize,
+        pad_id: i64,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let plan = self.plan(len)?;
         let b = ids.len();
         let mut tensors: TVec<TValue> = tvec![];
@@ -163,17 +200,35 @@ impl VisionTower {
         let mut model = load_onnx(path, "image_embeds")?;
         let names = input_names(&model).map_err(|e| model_err(path, e))?;
         if names != ["pixel_values"] {
-            return Err(model_err(path, format!("expected one input named \"pixel_values\", the model has {names:?}")));
+            return Err(model_err(
+                path,
+                format!("expected one input named \"pixel_values\", the model has {names:?}"),
+            ));
         }
         let n = model.symbols.sym("N");
         model
-            .set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![n.to_dim(), 3.to_dim(), height.to_dim(), width.to_dim()]))
+            .set_input_fact(
+                0,
+                InferenceFact::dt_shape(
+                    f32::datum_type(),
+                    tvec![n.to_dim(), 3.to_dim(), height.to_dim(), width.to_dim()],
+                ),
+            )
             .map_err(|e| model_err(path, e))?;
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
-            .map_err(|e| model_err(path, format!("cannot build a plan for {height}x{width} images: {e:?}")))?;
-        Ok(VisionTower { plan, height, width })
+            .map_err(|e| {
+                model_err(
+                    path,
+                    format!("cannot build a plan for {height}x{width} images: {e:?}"),
+                )
+            })?;
+        Ok(VisionTower {
+            plan,
+            height,
+            width,
+        })
     }
 
     /// Runs a batch of CHW tensors of `3 × height × width` values each.
@@ -183,7 +238,10 @@ impl VisionTower {
         let mut data = Vec::with_capacity(b * per);
         for img in images {
             if img.len() != per {
-                return Err(EmbedError::Inference(format!("image tensor has {} values, expected {per}", img.len())));
+                return Err(EmbedError::Inference(format!(
+                    "image tensor has {} values, expected {per}",
+                    img.len()
+                )));
             }
             data.extend_from_slice(img);
         }
@@ -197,7 +255,12 @@ fn rows_of(v: &TValue, b: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
     let view = v.to_plain_array_view::<f32>().map_err(infer_err)?;
     let shape = view.shape().to_vec();
     if shape.len() != 2 || shape[0] != b {
-        return Err(EmbedError::Inference(format!("model output has shape {shape:?}, expected [{b}, dim]")));
+        return Err(EmbedError::Inference(format!(
+            "model output has shape {shape:?}, expected [{b}, dim]"
+        )));
     }
-    Ok(view.outer_iter().map(|r| r.iter().copied().collect()).collect())
+    Ok(view
+        .outer_iter()
+        .map(|r| r.iter().copied().collect())
+        .collect())
 }

@@ -108,8 +108,9 @@ pub fn run(rx: Receiver<Job>, mut text: Option<TextTower>, vision: VisionTower, 
                 jobs.push(j);
             }
             ::metrics::gauge!("clipgate_tract_queue_depth").set(rx.len() as f64);
-            let (texts, images): (Vec<Job>, Vec<Job>) =
-                jobs.into_iter().partition(|j| matches!(j.work, Work::Texts(_)));
+            let (texts, images): (Vec<Job>, Vec<Job>) = jobs
+                .into_iter()
+                .partition(|j| matches!(j.work, Work::Texts(_)));
             if !texts.is_empty() {
                 run_texts(texts, text.as_mut(), &cfg);
             }
@@ -151,13 +152,18 @@ fn run_texts(jobs: Vec<Job>, tower: Option<&mut TextTower>, cfg: &RunnerConfig) 
     let mut seqs: Vec<(usize, usize, Vec<i64>)> = Vec::new();
     for (ji, job) in jobs.into_iter().enumerate() {
         if let Work::Texts(t) = job.work {
-            pending.push(Pending { reply: job.reply, out: Ok(vec![None; t.len()]) });
+            pending.push(Pending {
+                reply: job.reply,
+                out: Ok(vec![None; t.len()]),
+            });
             seqs.extend(t.into_iter().enumerate().map(|(ii, s)| (ji, ii, s)));
         }
     }
     let Some(tower) = tower else {
         for p in &mut pending {
-            p.out = Err(EmbedError::Model("this model has no text tower".to_string()));
+            p.out = Err(EmbedError::Model(
+                "this model has no text tower".to_string(),
+            ));
         }
         return finish(pending, false);
     };
@@ -174,8 +180,10 @@ fn run_texts(jobs: Vec<Job>, tower: Option<&mut TextTower>, cfg: &RunnerConfig) 
         let ids: Vec<Vec<i64>> = chunk.iter().map(|s| s.2.clone()).collect();
         let t0 = Instant::now();
         let res = tower.run(&ids, bucket, cfg.pad_id);
-        ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "text").record(t0.elapsed().as_secs_f64());
-        ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "text").record(ids.len() as f64);
+        ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "text")
+            .record(t0.elapsed().as_secs_f64());
+        ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "text")
+            .record(ids.len() as f64);
         distribute(&mut pending, chunk.iter().map(|s| (s.0, s.1)), res);
         start = end;
     }
@@ -187,7 +195,10 @@ fn run_images(jobs: Vec<Job>, tower: &VisionTower, cfg: &RunnerConfig) {
     let mut imgs: Vec<(usize, usize, Vec<f32>)> = Vec::new();
     for (ji, job) in jobs.into_iter().enumerate() {
         if let Work::Images(v) = job.work {
-            pending.push(Pending { reply: job.reply, out: Ok(vec![None; v.len()]) });
+            pending.push(Pending {
+                reply: job.reply,
+                out: Ok(vec![None; v.len()]),
+            });
             imgs.extend(v.into_iter().enumerate().map(|(ii, x)| (ji, ii, x)));
         }
     }
@@ -195,8 +206,10 @@ fn run_images(jobs: Vec<Job>, tower: &VisionTower, cfg: &RunnerConfig) {
         let views: Vec<&[f32]> = chunk.iter().map(|s| s.2.as_slice()).collect();
         let t0 = Instant::now();
         let res = tower.run(&views);
-        ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "image").record(t0.elapsed().as_secs_f64());
-        ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "image").record(views.len() as f64);
+        ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "image")
+            .record(t0.elapsed().as_secs_f64());
+        ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "image")
+            .record(views.len() as f64);
         distribute(&mut pending, chunk.iter().map(|s| (s.0, s.1)), res);
     }
     finish(pending, cfg.normalize_image);
