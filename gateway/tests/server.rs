@@ -15,7 +15,7 @@ use gateway::error::GatewayError;
 use gateway::server::{self, AppState};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
-use vectorizer::{RemoteClip, RemoteOptions};
+use vectorizer::{Embedder, RemoteClip, RemoteOptions};
 
 #[tokio::test]
 async fn meta_adds_the_module_and_keeps_the_rest() {
@@ -298,5 +298,48 @@ async fn errors_use_weaviates_rest_envelope() {
     assert_eq!(
         serde_json::from_slice::<Value>(&body).expect("json"),
         json!({"error":[{"message":"bad thing"}]})
+    );
+}
+
+#[tokio::test]
+async fn embed_subcommand_prints_the_models_vectors() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_clipgate"))
+        .args(["embed", "--text", "a red circle", "--text", ""])
+        .output()
+        .await
+        .expect("clipgate runs");
+    assert!(output.status.success(), "{output:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("json on stdout");
+    let expected = common::embedder()
+        .await
+        .embed_texts(&["a red circle".to_string(), String::new()])
+        .await;
+    let texts = printed["textVectors"].as_array().expect("textVectors");
+    assert_eq!(texts.len(), 2);
+    for (printed, expected) in texts.iter().zip(expected) {
+        let printed: Vec<f32> = serde_json::from_value(printed.clone()).expect("floats");
+        assert_eq!(printed, &*expected.expect("vector"));
+    }
+    assert_eq!(printed["imageVectors"], json!([]));
+}
+
+#[tokio::test]
+async fn embed_subcommand_fails_clearly_on_bad_input() {
+    let not_an_image =
+        std::env::temp_dir().join(format!("clipgate-not-image-{}.png", std::process::id()));
+    std::fs::write(&not_an_image, b"definitely not a png").expect("write");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_clipgate"))
+        .args(["embed", "--image"])
+        .arg(&not_an_image)
+        .output()
+        .await
+        .expect("clipgate runs");
+    let _ = std::fs::remove_file(&not_an_image);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("clipgate: image {}: ", not_an_image.display())),
+        "{stderr}"
     );
 }

@@ -74,9 +74,7 @@ fn b64_file(rel: &str) -> String {
 /// are listed in the report as the open part of the acceptance (≤ 5e-4 for ALL images).
 /// - JPEG: the `image` crate decodes with zune-jpeg, whose IDCT/upsampling differ from
 ///   libjpeg-turbo (PIL's decoder) by ±1–3 units on some pixels.
-/// - size-97x1031.png: Pillow 13 runs the vertical pass first for some size combinations
-///   (upstream PR #9549 and follow-ups); the rule is not reproduced yet (horizontal first here).
-pub const KNOWN_GAPS: &[&str] = &[".jpg", "size-97x1031.png"];
+pub const KNOWN_GAPS: &[&str] = &[".jpg"];
 
 fn known_gap(file: &str) -> bool {
     KNOWN_GAPS.iter().any(|k| file.ends_with(k))

@@ -173,6 +173,17 @@ pub fn resize_rgb8(
     }
     let need_h = out_w != w;
     let need_v = out_h != h;
+    // Pillow 13 runs the vertical pass first for some sizes. For the aspect-preserving resizes
+    // of CLIP preprocessing its choice is: vertical first iff the image is more than twice as
+    // tall as wide and the vertical pass shrinks (found by experiment against Pillow 13.0.0,
+    // fixtures/scripts/pil_resample_reference.py; Pillow <= 11 always goes horizontal first).
+    // For arbitrary target sizes Pillow 13's rule is not modelled.
+    if need_h && need_v && h > 2 * w && out_h < h {
+        let vert = precompute(h, out_h, filter);
+        let tmp = vertical_pass(src, w, out_h, &vert, 0);
+        let horiz = precompute(w, out_w, filter);
+        return horizontal_pass(&tmp, w, out_w, out_h, 0, &horiz);
+    }
     let horiz = precompute(w, out_w, filter);
     let vert = precompute(h, out_h, filter);
 
@@ -187,52 +198,69 @@ pub fn resize_rgb8(
 
     let (tmp, tmp_w, row_offset) = if need_h {
         let rows = ybox_last - ybox_first;
-        let mut tmp = vec![0u8; out_w * rows * 3];
-        for yy in 0..rows {
-            let in_row = &src[(yy + ybox_first) * w * 3..(yy + ybox_first + 1) * w * 3];
-            let out_row = &mut tmp[yy * out_w * 3..(yy + 1) * out_w * 3];
-            for xx in 0..out_w {
-                let (xmin, n) = horiz.bounds[xx];
-                let k = &horiz.kk[xx * horiz.ksize..xx * horiz.ksize + n];
-                let mut s0 = 1i32 << (PRECISION_BITS - 1);
-                let mut s1 = s0;
-                let mut s2 = s0;
-                for (x, &kx) in k.iter().enumerate() {
-                    let p = &in_row[(x + xmin) * 3..(x + xmin) * 3 + 3];
-                    s0 += i32::from(p[0]) * kx;
-                    s1 += i32::from(p[1]) * kx;
-                    s2 += i32::from(p[2]) * kx;
-                }
-                out_row[xx * 3] = clip8(s0);
-                out_row[xx * 3 + 1] = clip8(s1);
-                out_row[xx * 3 + 2] = clip8(s2);
-            }
-        }
-        (tmp, out_w, ybox_first)
+        (
+            horizontal_pass(src, w, out_w, rows, ybox_first, &horiz),
+            out_w,
+            ybox_first,
+        )
     } else {
         (src.to_vec(), w, 0)
     };
-
     if !need_v {
         return tmp;
     }
-    let mut out = vec![0u8; tmp_w * out_h * 3];
-    let mut acc = vec![0i32; tmp_w * 3];
+    vertical_pass(&tmp, tmp_w, out_h, &vert, row_offset)
+}
+
+/// Resample.c `ImagingResampleHorizontal_8bpc`: `rows` rows starting at source row `first_row`.
+fn horizontal_pass(
+    src: &[u8],
+    w: usize,
+    out_w: usize,
+    rows: usize,
+    first_row: usize,
+    c: &Coeffs,
+) -> Vec<u8> {
+    let mut tmp = vec![0u8; out_w * rows * 3];
+    for yy in 0..rows {
+        let in_row = &src[(yy + first_row) * w * 3..(yy + first_row + 1) * w * 3];
+        let out_row = &mut tmp[yy * out_w * 3..(yy + 1) * out_w * 3];
+        for xx in 0..out_w {
+            let (xmin, n) = c.bounds[xx];
+            let k = &c.kk[xx * c.ksize..xx * c.ksize + n];
+            let mut s0 = 1i32 << (PRECISION_BITS - 1);
+            let mut s1 = s0;
+            let mut s2 = s0;
+            for (x, &kx) in k.iter().enumerate() {
+                let p = &in_row[(x + xmin) * 3..(x + xmin) * 3 + 3];
+                s0 += i32::from(p[0]) * kx;
+                s1 += i32::from(p[1]) * kx;
+                s2 += i32::from(p[2]) * kx;
+            }
+            out_row[xx * 3] = clip8(s0);
+            out_row[xx * 3 + 1] = clip8(s1);
+            out_row[xx * 3 + 2] = clip8(s2);
+        }
+    }
+    tmp
+}
+
+/// Resample.c `ImagingResampleVertical_8bpc`, with source rows shifted by `row_offset`.
+fn vertical_pass(src: &[u8], w: usize, out_h: usize, c: &Coeffs, row_offset: usize) -> Vec<u8> {
+    let mut out = vec![0u8; w * out_h * 3];
+    let mut acc = vec![0i32; w * 3];
     for yy in 0..out_h {
-        let (ymin, n) = vert.bounds[yy];
+        let (ymin, n) = c.bounds[yy];
         let ymin = ymin - row_offset;
-        let k = &vert.kk[yy * vert.ksize..yy * vert.ksize + n];
+        let k = &c.kk[yy * c.ksize..yy * c.ksize + n];
         acc.fill(1i32 << (PRECISION_BITS - 1));
         for (y, &ky) in k.iter().enumerate() {
-            let row = &tmp[(y + ymin) * tmp_w * 3..(y + ymin + 1) * tmp_w * 3];
+            let row = &src[(y + ymin) * w * 3..(y + ymin + 1) * w * 3];
             for (a, &p) in acc.iter_mut().zip(row) {
                 *a += i32::from(p) * ky;
             }
         }
-        for (o, &a) in out[yy * tmp_w * 3..(yy + 1) * tmp_w * 3]
-            .iter_mut()
-            .zip(&acc)
-        {
+        for (o, &a) in out[yy * w * 3..(yy + 1) * w * 3].iter_mut().zip(&acc) {
             *o = clip8(a);
         }
     }
