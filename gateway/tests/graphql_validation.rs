@@ -151,6 +151,10 @@ fn spec_messages_exact_text() {
             "failed to extract hybrid params: cannot have both vector and nearTextParams".into(),
         ),
         (
+            get(r#"hybrid: {query: "x", searches: []}"#),
+            "failed to extract hybrid params: searches must contain at least one search".into(),
+        ),
+        (
             get(r#"hybrid: {query: "x", alpha: 1.5}"#),
             "failed to extract hybrid params: alpha should be between 0.0 and 1.0".into(),
         ),
@@ -353,4 +357,23 @@ fn variables_are_type_checked_once_substituted() {
         errors[0].message,
         "Argument \"nearText\" has invalid value {certainty: 0.5}.\nIn field \"concepts\": Expected \"[String]!\", found null."
     );
+}
+
+#[test]
+fn hostile_documents_do_not_panic() {
+    let deep = format!(
+        "{{ Get {{ Item(nearText: {{concepts: {}\"a\"{}}}) {{ name }} }} }}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    for query in [
+        r#"{ Get { Item(nearText: {concepts: ["\uZZZZ"]}) { name } } }"#.to_string(),
+        r#"{ Get { Item(nearText: {concepts: ["\u{110000}", "\uD800"]}) { name } } }"#.to_string(),
+        r#"{ Get { Item(nearText: {concepts: ["\q"]}) { name } } }"#.to_string(),
+        r#"{ Get { Item(nearText: {concepts: ["""block "" string"""]}) { name } } }"#.to_string(),
+        "query Q($a: String) { ...F } fragment F on WeaviateObj { ...F Get { Item(nearText: {concepts: [$a]}) { name } } }".to_string(),
+        deep,
+    ] {
+        let _ = run(&query);
+    }
 }

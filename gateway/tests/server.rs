@@ -15,7 +15,7 @@ use gateway::error::GatewayError;
 use gateway::server::{self, AppState};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
-use vectorizer::{Embedder, RemoteClip, RemoteOptions};
+use vectorizer::{RemoteClip, RemoteOptions};
 
 #[tokio::test]
 async fn meta_adds_the_module_and_keeps_the_rest() {

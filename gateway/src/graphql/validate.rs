@@ -354,6 +354,10 @@ fn targets_malformed(near_text: &Value) -> bool {
 
 /// Hybrid extraction errors that a rewrite would otherwise change (spec §2.4).
 fn hybrid_problem(hybrid: &Value) -> Option<&'static str> {
+    if matches!(hybrid.field("searches"), Some(Value::List(items)) if items.is_empty()) {
+        // Weaviate indexes `searches[0]` and panics (spec §1.2); say why instead.
+        return Some("searches must contain at least one search");
+    }
     let first = first_search(hybrid);
     if let Some(s) = first {
         if present(s, NEAR_TEXT) && present(s, "nearVector") {
