@@ -58,6 +58,7 @@ impl Double {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/meta", get(rest::meta))
+            .route("/v1/nodes", get(rest::nodes))
             .route("/v1/.well-known/live", get(rest::ok))
             .route("/v1/.well-known/ready", get(rest::ok))
             .route("/v1/.well-known/openid-configuration", get(rest::not_found))

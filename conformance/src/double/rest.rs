@@ -97,6 +97,22 @@ pub async fn meta() -> Json<Value> {
     }))
 }
 
+/// `GET /v1/nodes`: one healthy node. The Python v3 client's dynamic batching polls it for the
+/// batch queue statistics.
+pub async fn nodes() -> Json<Value> {
+    Json(json!({
+        "nodes": [{
+            "batchStats": {"queueLength": 0, "ratePerSecond": 0},
+            "gitHash": "",
+            "name": "weaviate-double",
+            "shards": null,
+            "stats": {"objectCount": 0, "shardCount": 0},
+            "status": "HEALTHY",
+            "version": "1.39.0"
+        }]
+    }))
+}
+
 pub async fn ok() -> StatusCode {
     StatusCode::OK
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::embed::{compute, Needs, UpstreamObjects};
 use super::errors::{merge_field_errors, validation_response, GqlError};
 use super::plan::{self, Plan, Planned};
-use super::rewrite::rewrite;
+use super::rewrite::{rewrite, Rewritten};
 use crate::error::GatewayError;
 use crate::server::{read_body, AppState};
 
@@ -143,13 +143,8 @@ fn with_body(mut head: http::response::Parts, value: &Value) -> Response {
     Response::from_parts(head, Body::from(value.to_string()))
 }
 
-/// Plans, embeds and rewrites several requests together; the rewritten queries and the errors
-/// of the fields they no longer compute, by plan.
-async fn rewrite_all(
-    state: &AppState,
-    parts: &Parts,
-    plans: &[&Plan],
-) -> Vec<(String, Vec<GqlError>)> {
+/// Embeds and rewrites several planned requests together.
+async fn rewrite_all(state: &AppState, parts: &Parts, plans: &[&Plan]) -> Vec<Rewritten> {
     let mut needs = Needs::default();
     for plan in plans {
         needs.add(plan);
@@ -170,9 +165,17 @@ async fn rewrite_all(
         .map(|plan| {
             let rewritten = rewrite(plan, &inputs);
             metrics::counter!(FIELD_ERRORS_TOTAL).increment(rewritten.errors.len() as u64);
-            (rewritten.query, rewritten.errors)
+            rewritten
         })
         .collect()
+}
+
+/// Weaviate's answer to a rewritten document, as the client must see it: errors located in the
+/// client's own document, and the fields the gateway could not compute `null` with their errors.
+fn restore(answer: &mut Value, rewritten: &Rewritten) -> bool {
+    let moved = rewritten.map.remap_errors(answer);
+    merge_field_errors(answer, &rewritten.errors);
+    moved || !rewritten.errors.is_empty()
 }
 
 async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response, GatewayError> {
@@ -195,17 +198,18 @@ async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Respons
         Planned::Rewrite(plan) => plan,
     };
     count("rewritten");
-    let mut rewritten = rewrite_all(state, parts, &[&plan]).await;
-    let (query, errors) = rewritten.pop().unwrap_or_default();
-    body["query"] = Value::String(query);
+    let rewritten = rewrite_all(state, parts, &[&plan])
+        .await
+        .pop()
+        .unwrap_or_default();
+    body["query"] = Value::String(rewritten.query.clone());
     let (head, raw, json) = send_json(state, parts, &body).await?;
-    match json {
-        Some(mut answer) if !errors.is_empty() => {
-            merge_field_errors(&mut answer, &errors);
-            Ok(with_body(head, &answer))
+    if let Some(mut answer) = json {
+        if restore(&mut answer, &rewritten) {
+            return Ok(with_body(head, &answer));
         }
-        _ => Ok(Response::from_parts(head, Body::from(raw))),
     }
+    Ok(Response::from_parts(head, Body::from(raw)))
 }
 
 /// One element of a GraphQL batch.
@@ -252,19 +256,20 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
         .collect();
     let mut rewritten = rewrite_all(state, parts, &plans).await.into_iter();
     let mut upstream_items = Vec::new();
-    let mut field_errors: Vec<Vec<GqlError>> = Vec::new();
+    // Per upstream item: how to restore its answer (`None` for an item forwarded as it was).
+    let mut restorers: Vec<Option<Rewritten>> = Vec::new();
     for item in &items {
         match item {
             Item::Forward(element) => {
                 upstream_items.push(element.clone());
-                field_errors.push(Vec::new());
+                restorers.push(None);
             }
             Item::Rewrite(element, _) => {
-                let (query, errors) = rewritten.next().unwrap_or_default();
+                let rewritten = rewritten.next().unwrap_or_default();
                 let mut element = element.clone();
-                element["query"] = Value::String(query);
+                element["query"] = Value::String(rewritten.query.clone());
                 upstream_items.push(element);
-                field_errors.push(errors);
+                restorers.push(Some(rewritten));
             }
             Item::Invalid(_) => {}
         }
@@ -281,14 +286,16 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
         }
     }
     .into_iter()
-    .zip(field_errors);
+    .zip(restorers);
     let mut out = Vec::with_capacity(items.len());
     for item in &items {
         match item {
             Item::Invalid(errors) => out.push(validation_response(errors)),
             _ => {
-                if let Some((mut answer, errors)) = answers.next() {
-                    merge_field_errors(&mut answer, &errors);
+                if let Some((mut answer, rewritten)) = answers.next() {
+                    if let Some(rewritten) = &rewritten {
+                        restore(&mut answer, rewritten);
+                    }
                     out.push(answer);
                 }
             }

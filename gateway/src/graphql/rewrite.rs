@@ -11,17 +11,99 @@
 use std::ops::Range;
 
 use super::embed::{object_key, Inputs};
-use super::errors::GqlError;
+use super::errors::{GqlError, Location};
 use super::literal::{vector_literal, Value};
 use super::plan::{FieldPlan, Plan};
 use super::validate::{Edit, Hybrid, HybridSource, Near, NearQuery, TextRecipe};
 use crate::arithmetic;
 
 /// The document to forward and the errors of the fields it no longer computes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Rewritten {
     pub query: String,
     pub errors: Vec<GqlError>,
+    /// Where each spliced span of `query` came from, so that the locations of the errors
+    /// Weaviate reports on the rewritten document point at what the client sent.
+    pub map: SourceMap,
+}
+
+/// The correspondence between the client's document and the rewritten one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SourceMap {
+    original: String,
+    rewritten: String,
+    /// `(range in original, range in rewritten)` of every applied splice, in document order.
+    spans: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl SourceMap {
+    /// The location in the client's document of `location` in the rewritten one. A position
+    /// inside a spliced span maps to the start of the text it replaced (the argument's name).
+    pub fn original_location(&self, location: Location) -> Location {
+        let Some(offset) = offset_of(&self.rewritten, location) else {
+            return location;
+        };
+        let mut shift: isize = 0;
+        for (original, rewritten) in &self.spans {
+            if offset < rewritten.start {
+                break;
+            }
+            if offset < rewritten.end {
+                return Location::at(&self.original, original.start);
+            }
+            shift = original.end as isize - rewritten.end as isize;
+        }
+        let mapped = (offset as isize + shift).max(0) as usize;
+        Location::at(&self.original, mapped.min(self.original.len()))
+    }
+
+    /// Rewrites the `locations` of every error in a GraphQL answer from the rewritten document
+    /// to the client's. Returns whether anything changed.
+    pub fn remap_errors(&self, answer: &mut serde_json::Value) -> bool {
+        let Some(errors) = answer.get_mut("errors").and_then(|e| e.as_array_mut()) else {
+            return false;
+        };
+        let mut changed = false;
+        for location in errors
+            .iter_mut()
+            .filter_map(|e| e.get_mut("locations").and_then(|l| l.as_array_mut()))
+            .flatten()
+        {
+            let (Some(line), Some(column)) = (
+                location.get("line").and_then(|v| v.as_u64()),
+                location.get("column").and_then(|v| v.as_u64()),
+            ) else {
+                continue;
+            };
+            let from = Location {
+                line: line as usize,
+                column: column as usize,
+            };
+            let to = self.original_location(from);
+            if to != from {
+                location["line"] = to.line.into();
+                location["column"] = to.column.into();
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// The byte offset of a 1-based line and character column, `None` when it is past the text.
+fn offset_of(text: &str, location: Location) -> Option<usize> {
+    let line_start = if location.line <= 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(location.line - 2)?.0 + 1
+    };
+    let line = &text[line_start..];
+    let column = location.column.checked_sub(1)?;
+    match line.char_indices().nth(column) {
+        Some((i, _)) => Some(line_start + i),
+        None if line.chars().count() == column => Some(line_start + line.len()),
+        None => None,
+    }
 }
 
 /// Rewrites `plan` with `inputs` (which must hold everything `Needs::add(plan)` listed).
@@ -49,8 +131,14 @@ pub fn rewrite(plan: &Plan, inputs: &Inputs) -> Rewritten {
     }
     splices.extend(plan.removals.iter().map(|r| (r.clone(), String::new())));
     splices.extend(unused_variable_definitions(plan, &splices));
+    let (query, spans) = apply(&plan.source, splices);
     Rewritten {
-        query: apply(&plan.source, splices),
+        map: SourceMap {
+            original: plan.source.clone(),
+            rewritten: query.clone(),
+            spans,
+        },
+        query,
         errors,
     }
 }
@@ -96,22 +184,29 @@ fn unused_variable_definitions(
     }
 }
 
-/// Applies non-overlapping splices; a splice inside an earlier, larger one is dropped.
-fn apply(source: &str, mut splices: Vec<(Range<usize>, String)>) -> String {
+/// Applies non-overlapping splices; a splice inside an earlier, larger one is dropped. Returns
+/// the new text and, per applied splice, its range in `source` and in the new text.
+fn apply(
+    source: &str,
+    mut splices: Vec<(Range<usize>, String)>,
+) -> (String, Vec<(Range<usize>, Range<usize>)>) {
     splices.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
     let mut out =
         String::with_capacity(source.len() + splices.iter().map(|s| s.1.len()).sum::<usize>());
+    let mut spans = Vec::with_capacity(splices.len());
     let mut at = 0;
     for (range, text) in splices {
         if range.start < at || range.end > source.len() {
             continue;
         }
         out.push_str(&source[at..range.start]);
+        let start = out.len();
         out.push_str(&text);
+        spans.push((range.clone(), start..out.len()));
         at = range.end;
     }
     out.push_str(&source[at..]);
-    out
+    (out, spans)
 }
 
 fn edit_text(field: &FieldPlan, edit: &Edit, inputs: &Inputs) -> Result<String, String> {
@@ -313,7 +408,7 @@ mod tests {
     #[test]
     fn splices_skip_nested_ranges() {
         let s = "0123456789";
-        let out = apply(
+        let (out, spans) = apply(
             s,
             vec![
                 (2..4, "a".into()),
@@ -322,5 +417,38 @@ mod tests {
             ],
         );
         assert_eq!(out, "0B679");
+        assert_eq!(spans, vec![(1..6, 1..2), (8..9, 4..4)]);
+    }
+
+    #[test]
+    fn locations_map_back_to_the_original_document() {
+        let original = "{ Get {\n  C(nearText: {concepts: [\"x\"]}, ask: {}) { id } } }";
+        let from = original.find("nearText").unwrap();
+        let to = original.find(", ask").unwrap();
+        let (rewritten, spans) = apply(
+            original,
+            vec![(from..to, "nearVector: {vector: [1.0, 2.0, 3.0, 4.0]}".into())],
+        );
+        let map = SourceMap {
+            original: original.into(),
+            rewritten: rewritten.clone(),
+            spans,
+        };
+        let at = |text: &str, needle: &str| Location::at(text, text.find(needle).unwrap());
+        // After the splice: shifted back by the length difference.
+        assert_eq!(
+            map.original_location(at(&rewritten, "ask")),
+            at(original, "ask")
+        );
+        // Inside the splice: the start of the replaced argument.
+        assert_eq!(
+            map.original_location(at(&rewritten, "2.0")),
+            at(original, "nearText")
+        );
+        // Before it, and on an earlier line: unchanged.
+        assert_eq!(
+            map.original_location(Location { line: 1, column: 3 }),
+            Location { line: 1, column: 3 }
+        );
     }
 }

@@ -197,11 +197,11 @@ def main() -> int:
             names(get().with_hybrid(query="a green triangle", alpha=1.0).do()),
             ["green-triangle"],
         )
-        # An error a Weaviate with the module gives, through the client.
-        res = (
-            client.query.get(CLASS, ["label"])
-            .with_near_text({"concepts": ["a red circle"], "certainty": 0.5, "distance": 0.5})
-            .do()
+        # An error a Weaviate with the module gives, through the client. The v3 query builder
+        # refuses certainty + distance itself, so the document goes through `query.raw`.
+        res = client.query.raw(
+            "{ Get { %s(nearText: {concepts: [\"a red circle\"], certainty: 0.5, distance: 0.5})"
+            " { label } } }" % CLASS
         )
         msg = (res.get("errors") or [{}])[0].get("message")
         want = "explorer: get class: vectorize params: nearText cannot provide both distance and certainty"
