@@ -27,13 +27,16 @@ pub struct Rewritten {
     pub map: SourceMap,
 }
 
+/// One applied splice: its range in the client's document and in the rewritten one.
+type Span = (Range<usize>, Range<usize>);
+
 /// The correspondence between the client's document and the rewritten one.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SourceMap {
     original: String,
     rewritten: String,
-    /// `(range in original, range in rewritten)` of every applied splice, in document order.
-    spans: Vec<(Range<usize>, Range<usize>)>,
+    /// Every applied splice, in document order.
+    spans: Vec<Span>,
 }
 
 impl SourceMap {
@@ -186,10 +189,7 @@ fn unused_variable_definitions(
 
 /// Applies non-overlapping splices; a splice inside an earlier, larger one is dropped. Returns
 /// the new text and, per applied splice, its range in `source` and in the new text.
-fn apply(
-    source: &str,
-    mut splices: Vec<(Range<usize>, String)>,
-) -> (String, Vec<(Range<usize>, Range<usize>)>) {
+fn apply(source: &str, mut splices: Vec<(Range<usize>, String)>) -> (String, Vec<Span>) {
     splices.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
     let mut out =
         String::with_capacity(source.len() + splices.iter().map(|s| s.1.len()).sum::<usize>());
@@ -427,7 +427,10 @@ mod tests {
         let to = original.find(", ask").unwrap();
         let (rewritten, spans) = apply(
             original,
-            vec![(from..to, "nearVector: {vector: [1.0, 2.0, 3.0, 4.0]}".into())],
+            vec![(
+                from..to,
+                "nearVector: {vector: [1.0, 2.0, 3.0, 4.0]}".into(),
+            )],
         );
         let map = SourceMap {
             original: original.into(),

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::Receiver;
 use tokio::sync::oneshot;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
@@ -93,15 +93,9 @@ pub fn run(rx: Receiver<Job>, mut text: Option<TextTower>, vision: VisionTower, 
             let deadline = Instant::now() + cfg.batch_wait;
             while n < cfg.max_batch {
                 let next = if cfg.batch_wait.is_zero() {
-                    match rx.try_recv() {
-                        Ok(j) => Some(j),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                    }
+                    rx.try_recv().ok()
                 } else {
-                    match rx.recv_deadline(deadline) {
-                        Ok(j) => Some(j),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                    }
+                    rx.recv_deadline(deadline).ok()
                 };
                 let Some(j) = next else { break };
                 n += items(&j);
