@@ -170,13 +170,12 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
     for c in &cases {
-        for t in &c.texts {
+        if let Some(t) = c.texts.first() {
             eprintln!(
                 "{}: {} tokens",
                 c.name,
                 model.tokenize(t).map(|v| v.len()).unwrap_or(0)
             );
-            break;
         }
     }
     let ours = rt.block_on(time_clipgate(&model, &cases, iters));
