@@ -41,6 +41,9 @@ pub struct ModelOptions {
     pub max_batch: usize,
     /// How long the runner waits for concurrent requests to join a batch.
     pub batch_wait: Duration,
+    /// Maximum number of images in one vision-tower call. tract's matmul gets less efficient
+    /// on large batches (perf-baseline.md finding 2), so images run in small groups.
+    pub max_image_batch: usize,
 }
 
 impl Default for ModelOptions {
@@ -53,7 +56,8 @@ impl Default for ModelOptions {
             threads: 0,
             queue_capacity: 256,
             max_batch: 32,
-            batch_wait: Duration::ZERO,
+            batch_wait: Duration::from_millis(2),
+            max_image_batch: 4,
         }
     }
 }
@@ -185,6 +189,7 @@ impl TractClip {
         let cfg = RunnerConfig {
             threads,
             max_batch: opts.max_batch.max(1),
+            max_image_batch: opts.max_image_batch.max(1),
             batch_wait: opts.batch_wait,
             text_buckets: default_buckets(max_len),
             pad_id: tokenizer.pad_id(),

@@ -38,8 +38,11 @@ pub struct Job {
 pub struct RunnerConfig {
     /// Threads for tract's matrix products (1 = single-threaded executor).
     pub threads: usize,
-    /// Maximum number of items (texts or images) in one model call.
+    /// Maximum number of items (texts or images) taken from the queue at once, and of texts in
+    /// one model call.
     pub max_batch: usize,
+    /// Maximum number of images in one model call.
+    pub max_image_batch: usize,
     /// How long to wait for more concurrent jobs before running a batch (0: take only what is
     /// already queued).
     pub batch_wait: Duration,
@@ -196,7 +199,7 @@ fn run_images(jobs: Vec<Job>, tower: &VisionTower, cfg: &RunnerConfig) {
             imgs.extend(v.into_iter().enumerate().map(|(ii, x)| (ji, ii, x)));
         }
     }
-    for chunk in imgs.chunks(cfg.max_batch.max(1)) {
+    for chunk in imgs.chunks(cfg.max_image_batch.max(1)) {
         let views: Vec<&[f32]> = chunk.iter().map(|s| s.2.as_slice()).collect();
         let t0 = Instant::now();
         let res = tower.run(&views);
