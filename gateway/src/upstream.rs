@@ -345,9 +345,30 @@ fn caller_headers(caller: &HeaderMap) -> HeaderMap {
     headers
 }
 
+/// Percent-encodes a path segment or query value for an upstream URL: everything but RFC 3986
+/// unreserved characters, so class names and tenants from callers cannot change the path.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(percent_encode("tenant A/1"), "tenant%20A%2F1");
+        assert_eq!(percent_encode("t-1_x.y~"), "t-1_x.y~");
+    }
 
     #[test]
     fn hop_by_hop_headers_are_dropped() {

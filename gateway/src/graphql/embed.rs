@@ -12,7 +12,7 @@ use vectorizer::{EmbedError, Embedder, Vector};
 
 use super::plan::{FieldPlan, Plan};
 use super::validate::{Edit, HybridSource, NearQuery, TextRecipe};
-use crate::upstream::Upstream;
+use crate::upstream::{percent_encode, Upstream};
 
 /// A move object to look up: `GET /v1/objects/{class}/{id}?include=vector(&tenant=…)`; the class
 /// is the queried one (spec §3.2), absent for Explore.
@@ -195,12 +195,16 @@ pub struct UpstreamObjects<'a> {
 impl ObjectSource for UpstreamObjects<'_> {
     async fn fetch(&self, key: &ObjectKey) -> Result<StoredVectors, String> {
         let mut path = match &key.class {
-            Some(class) => format!("/v1/objects/{}/{}?include=vector", encode(class), key.id),
+            Some(class) => format!(
+                "/v1/objects/{}/{}?include=vector",
+                percent_encode(class),
+                key.id
+            ),
             None => format!("/v1/objects/{}?include=vector", key.id),
         };
         if let Some(tenant) = &key.tenant {
             path.push_str("&tenant=");
-            path.push_str(&encode(tenant));
+            path.push_str(&percent_encode(tenant));
         }
         let (status, body) = self
             .upstream
@@ -248,26 +252,12 @@ pub fn stored_vectors(object: &serde_json::Value) -> StoredVectors {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn encoding_and_stored_vectors() {
-        assert_eq!(encode("a b/ü"), "a%20b%2F%C3%BC");
+    fn stored_vectors_of_an_object() {
         let v = stored_vectors(
             &serde_json::json!({"vector":[1.5, 2], "vectors":{"a":[0.25], "m":[[1.0]]}}),
         );

@@ -19,6 +19,7 @@ use super::plan::{self, PlanError};
 use super::{attach, content_type, managed_class, path_and_query, send};
 use crate::error::GatewayError;
 use crate::server::{read_body, AppState};
+use crate::upstream::percent_encode;
 
 /// Which write it is: the error wording differs (spec §5.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +213,7 @@ async fn stored_properties(
         .unwrap_or_default();
     if let Some(tenant) = patch.get("tenant").and_then(Value::as_str) {
         query.retain(|p| !p.starts_with("tenant="));
-        query.push(format!("tenant={}", encode_query_value(tenant)));
+        query.push(format!("tenant={}", percent_encode(tenant)));
     }
     let mut url = parts.uri.path().to_string();
     if !query.is_empty() {
@@ -261,19 +262,6 @@ fn merged_object(mut stored: Map<String, Value>, patch: &Value) -> Value {
     Value::Object(merged)
 }
 
-/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
-fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,11 +276,5 @@ mod tests {
             merged,
             json!({"properties": {"title": "new", "image": null}, "vector": [1.0]})
         );
-    }
-
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(encode_query_value("tenant A/1"), "tenant%20A%2F1");
-        assert_eq!(encode_query_value("t-1_x.y~"), "t-1_x.y~");
     }
 }
