@@ -85,14 +85,15 @@ PY
 }
 
 banner "starting clipgate on $URL (log: $ART/clipgate.log)"
-if [ -x target/debug/clipgate ]; then
-  RUST_LOG="${RUST_LOG:-info}" target/debug/clipgate serve --listen "127.0.0.1:$PORT" >"$ART/clipgate.log" 2>&1 &
+BIN="${CARGO_TARGET_DIR:-target}/debug"
+if [ -x "$BIN/clipgate" ]; then
+  RUST_LOG="${RUST_LOG:-info}" "$BIN/clipgate" serve --listen "127.0.0.1:$PORT" >"$ART/clipgate.log" 2>&1 &
   CLIPGATE_PID=$!
 fi
 if [ -n "$CLIPGATE_PID" ] && wait_ready "$URL"; then
   echo "clipgate is ready"
   stage "conformance suite" "$ART/conformance.log" \
-    target/debug/clipgate-conformance run --target "$URL" --cases fixtures/conformance
+    "$BIN/clipgate-conformance" run --target "$URL" --cases fixtures/conformance
 
   banner "real-client dependencies"
   if scripts/setup-clients.sh; then
