@@ -336,9 +336,7 @@ async fn response_body_is_streamed_not_buffered() {
 
 #[tokio::test]
 async fn upstream_down_is_502_in_weaviate_shape() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = common::base(listener.local_addr().expect("addr"));
-    drop(listener);
+    let dead = common::unreachable_base();
     let env = common::start_gateway(&dead, Config::default()).await;
     let response = env
         .client

@@ -48,9 +48,7 @@ async fn meta_adds_the_module_and_keeps_the_rest() {
 #[tokio::test]
 async fn meta_reports_an_unreachable_container_like_weaviate() {
     let (double, _task) = conformance::double::spawn().await.expect("double");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = common::base(listener.local_addr().expect("addr"));
-    drop(listener);
+    let dead = common::unreachable_base();
     let remote = RemoteClip::new(&dead, RemoteOptions::default()).expect("client");
     let config = Config {
         weaviate_url: Some(common::base(double)),
@@ -89,9 +87,7 @@ async fn metrics_are_exposed_in_prometheus_text() {
         .send()
         .await
         .expect("ready");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = common::base(listener.local_addr().expect("addr"));
-    drop(listener);
+    let dead = common::unreachable_base();
     let down = common::start_gateway(&dead, Config::default()).await;
     let failed = down
         .client

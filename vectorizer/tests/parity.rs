@@ -84,17 +84,13 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     l2(a).iter().zip(l2(b)).map(|(x, y)| x * y).sum()
 }
 
-#[tokio::test]
-async fn clip_texts_match_reference() {
-    let model = load(clip_options());
-    let r = reference("clip.json");
-    let cases = r["texts"].as_array().expect("texts");
-    assert!(cases.len() >= 10);
+/// Embeds the reference texts all at once (batched, mixed lengths) and one by one (single, own
+/// bucket) and compares both with the reference vectors: the texts over 1e-5, and the worst diff.
+async fn text_parity(model: &TractClip, cases: &[Value]) -> (Vec<String>, f64) {
     let texts: Vec<String> = cases
         .iter()
         .map(|c| c["text"].as_str().expect("text").to_string())
         .collect();
-    // All at once (batched, mixed lengths) and one by one (single, own bucket): both must match.
     let batched = model.embed_texts(&texts).await;
     let mut report = Vec::new();
     let mut worst = 0f64;
@@ -112,6 +108,16 @@ async fn clip_texts_match_reference() {
             report.push(format!("{:?}: max abs diff {d:e}", texts[i]));
         }
     }
+    (report, worst)
+}
+
+#[tokio::test]
+async fn clip_texts_match_reference() {
+    let model = load(clip_options());
+    let r = reference("clip.json");
+    let cases = r["texts"].as_array().expect("texts");
+    assert!(cases.len() >= 10);
+    let (report, worst) = text_parity(&model, cases).await;
     println!("texts: worst max abs diff {worst:e}");
     assert!(report.is_empty(), "texts over 1e-5:\n{}", report.join("\n"));
 }
@@ -239,25 +245,7 @@ async fn sentence_transformers_text_model_matches_reference() {
     });
     let r = reference("text-model.json");
     let cases = r["texts"].as_array().expect("texts");
-    let texts: Vec<String> = cases
-        .iter()
-        .map(|c| c["text"].as_str().expect("text").to_string())
-        .collect();
-    let got = model.embed_texts(&texts).await;
-    let mut report = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
-        let want = floats(&case["vector"]);
-        let single = model
-            .embed_texts(&texts[i..=i])
-            .await
-            .remove(0)
-            .expect("single");
-        let v = got[i].as_ref().expect("text vector");
-        let d = max_abs_diff(v, &want).max(max_abs_diff(&single, &want));
-        if d > 1e-5 {
-            report.push(format!("{:?}: {d:e}", texts[i]));
-        }
-    }
+    let (report, _) = text_parity(&model, cases).await;
     assert!(
         report.is_empty(),
         "text model over 1e-5:\n{}",

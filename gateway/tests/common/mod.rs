@@ -125,3 +125,10 @@ pub fn client() -> reqwest::Client {
 pub fn base(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
+
+/// The base URL of a loopback port nothing listens on (bound, then released): an upstream that
+/// refuses connections.
+pub fn unreachable_base() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    base(listener.local_addr().expect("addr"))
+}
