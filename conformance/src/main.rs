@@ -58,6 +58,9 @@ struct DoubleArgs {
     /// Address to listen on.
     #[arg(long, env = "DOUBLE_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
+    /// Address of the gRPC API (`weaviate.v1.Weaviate` + `grpc.health.v1.Health`).
+    #[arg(long, env = "DOUBLE_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    grpc_listen: SocketAddr,
     /// Require this API key (`Authorization: Bearer <key>`); repeat for several keys.
     /// `KEY=ClassA,ClassB` limits the key to those classes. Without any, access is anonymous.
     #[arg(long = "api-key", value_name = "KEY[=CLASSES]")]
@@ -83,10 +86,26 @@ async fn run_double(args: DoubleArgs) -> anyhow::Result<()> {
     let double = Double::new().with_api_keys(keys);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "Weaviate double listening");
-    let shutdown = async {
+    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_listen).await?;
+    tracing::info!(addr = %grpc_listener.local_addr()?, "Weaviate double gRPC listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let grpc_stop = {
+        let mut rx = stop_rx;
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let grpc = tokio::spawn(double::grpc::serve_with_shutdown(
+        grpc_listener,
+        double.clone(),
+        grpc_stop,
+    ));
+    let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
     };
     double::serve_with_shutdown(listener, double, shutdown).await?;
+    grpc.await??;
     Ok(())
 }
 

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 /// Default listen address of the gateway.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default listen address of the gateway's gRPC endpoint (Weaviate's own gRPC port is 50051).
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
+/// Weaviate's default gRPC port, used for the upstream when only `--weaviate-url` is given.
+pub const DEFAULT_WEAVIATE_GRPC_PORT: u16 = 50051;
 /// Default embedding cache size in MiB.
 pub const DEFAULT_CACHE_MB: u64 = 256;
 /// Default time to wait for the upstream's response headers (and between body reads).
@@ -23,6 +27,21 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 50_000_000;
 /// Default lifetime of the cached upstream schema.
 pub const DEFAULT_SCHEMA_TTL: Duration = Duration::from_secs(5);
+/// Default GraphQL document size limit: 16 MiB, room for a `nearImage` with an inline base64
+/// image of about 12 MB (issue 7, "Hostile input").
+pub const DEFAULT_MAX_GRAPHQL_BYTES: usize = 16 * 1024 * 1024;
+/// Default nesting limit of a GraphQL document (selection sets and argument values together).
+pub const DEFAULT_MAX_GRAPHQL_DEPTH: usize = 128;
+/// Default limit on lexical tokens (whitespace runs included) of a GraphQL document.
+pub const DEFAULT_MAX_GRAPHQL_TOKENS: usize = 250_000;
+/// Default limit on the texts of one `nearText` (concepts plus moveTo/moveAwayFrom concepts).
+pub const DEFAULT_MAX_CONCEPTS: usize = 100;
+/// Default limit on the size of one search text (a concept or a hybrid query), in bytes.
+pub const DEFAULT_MAX_CONCEPT_BYTES: usize = 64 * 1024;
+/// Default limit on the move objects (moveTo + moveAwayFrom) of one `nearText`.
+pub const DEFAULT_MAX_MOVE_OBJECTS: usize = 100;
+/// Default limit on concurrent requests to the upstream Weaviate (issue 7, "Back-pressure").
+pub const DEFAULT_MAX_UPSTREAM_REQUESTS: usize = 512;
 
 /// clipgate's options. Every field is a flag and an environment variable; `clipgate serve --help`
 /// lists them all.
@@ -37,6 +56,16 @@ pub struct Config {
     /// tests; data is lost on exit).
     #[arg(long, env = "WEAVIATE_URL")]
     pub weaviate_url: Option<String>,
+
+    /// Address of the gateway's gRPC endpoint (`weaviate.v1.Weaviate` and gRPC health), for the
+    /// current clients (Python v4, TypeScript v3), which search and import over gRPC.
+    #[arg(long, env = "CLIPGATE_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN)]
+    pub grpc_listen: SocketAddr,
+
+    /// The upstream Weaviate's gRPC address, e.g. http://localhost:50051. Default: the host of
+    /// `--weaviate-url` on port 50051 (the embedded double's own gRPC address when it is used).
+    #[arg(long = "weaviate-grpc", env = "WEAVIATE_GRPC_URL")]
+    pub weaviate_grpc_url: Option<String>,
 
     /// Directory of the CLIP model (tokenizer.json, preprocessor_config.json, config.json and the
     /// text/vision ONNX files). Default: the bundled fixture model (fixtures/model).
@@ -70,6 +99,12 @@ pub struct Config {
     #[arg(long, env = "CLIPGATE_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,
 
+    /// Most requests in flight to the upstream Weaviate at once (0: no limit). A request over it
+    /// waits up to `--upstream-timeout` for a slot, then gets 429 in Weaviate's error shape, so
+    /// a slow Weaviate cannot make clipgate pile up connections and memory without bound.
+    #[arg(long, env = "CLIPGATE_MAX_UPSTREAM_REQUESTS", default_value_t = DEFAULT_MAX_UPSTREAM_REQUESTS)]
+    pub max_upstream_requests: usize,
+
     /// Time one inference (local or remote container) may take, e.g. 50s.
     #[arg(long, env = "CLIPGATE_INFERENCE_TIMEOUT", default_value = "50s", value_parser = parse_duration)]
     pub inference_timeout: Duration,
@@ -82,6 +117,37 @@ pub struct Config {
     /// Largest image accepted for vectorization, in pixels (width × height).
     #[arg(long, env = "CLIPGATE_MAX_IMAGE_PIXELS", default_value_t = DEFAULT_MAX_IMAGE_PIXELS)]
     pub max_image_pixels: u64,
+
+    /// Largest GraphQL document (the `query` string) accepted, in bytes; larger ones are answered
+    /// with a GraphQL error. Applies to every document, forwarded ones included.
+    #[arg(long, env = "CLIPGATE_MAX_GRAPHQL_BYTES", default_value_t = DEFAULT_MAX_GRAPHQL_BYTES)]
+    pub max_graphql_bytes: usize,
+
+    /// Deepest nesting of a GraphQL document, counting selection sets and argument values
+    /// (lists, objects) together; deeper ones are answered with a GraphQL error instead of being
+    /// parsed further. At most 256 (the parser recurses; this bounds its stack use).
+    #[arg(long, env = "CLIPGATE_MAX_GRAPHQL_DEPTH", default_value_t = DEFAULT_MAX_GRAPHQL_DEPTH,
+          value_parser = crate::graphql::limits::parse_depth)]
+    pub max_graphql_depth: usize,
+
+    /// Most lexical tokens (names, punctuation, literals, whitespace runs) in one GraphQL
+    /// document; bounds the parser's memory.
+    #[arg(long, env = "CLIPGATE_MAX_GRAPHQL_TOKENS", default_value_t = DEFAULT_MAX_GRAPHQL_TOKENS)]
+    pub max_graphql_tokens: usize,
+
+    /// Most texts one `nearText` may ask to vectorize: its concepts plus the concepts of
+    /// moveTo/moveAwayFrom. Over it, the class field gets an error and nothing is vectorized.
+    #[arg(long, env = "CLIPGATE_MAX_CONCEPTS", default_value_t = DEFAULT_MAX_CONCEPTS)]
+    pub max_concepts: usize,
+
+    /// Largest search text (one concept, or a hybrid query), in bytes (UTF-8).
+    #[arg(long, env = "CLIPGATE_MAX_CONCEPT_BYTES", default_value_t = DEFAULT_MAX_CONCEPT_BYTES)]
+    pub max_concept_bytes: usize,
+
+    /// Most move objects (moveTo + moveAwayFrom `objects`) of one `nearText`; each is one
+    /// lookup in Weaviate.
+    #[arg(long, env = "CLIPGATE_MAX_MOVE_OBJECTS", default_value_t = DEFAULT_MAX_MOVE_OBJECTS)]
+    pub max_move_objects: usize,
 
     /// How long the upstream schema (which classes are clip-managed) is cached, e.g. 5s. Schema
     /// changes made through clipgate refresh it at once.
@@ -108,6 +174,10 @@ impl Default for Config {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
             weaviate_url: None,
+            grpc_listen: DEFAULT_GRPC_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            weaviate_grpc_url: None,
             model_dir: default_model_dir(),
             text_model_dir: None,
             inference_url: None,
@@ -115,16 +185,40 @@ impl Default for Config {
             normalize: None,
             threads: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            max_upstream_requests: DEFAULT_MAX_UPSTREAM_REQUESTS,
             inference_timeout: DEFAULT_INFERENCE_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             schema_ttl: DEFAULT_SCHEMA_TTL,
+            max_graphql_bytes: DEFAULT_MAX_GRAPHQL_BYTES,
+            max_graphql_depth: DEFAULT_MAX_GRAPHQL_DEPTH,
+            max_graphql_tokens: DEFAULT_MAX_GRAPHQL_TOKENS,
+            max_concepts: DEFAULT_MAX_CONCEPTS,
+            max_concept_bytes: DEFAULT_MAX_CONCEPT_BYTES,
+            max_move_objects: DEFAULT_MAX_MOVE_OBJECTS,
             allowed_inference_urls: Vec::new(),
         }
     }
 }
 
 impl Config {
+    /// The upstream gRPC base URL: `--weaviate-grpc`, else `--weaviate-url`'s scheme and host on
+    /// Weaviate's default gRPC port. `None` without either.
+    pub fn upstream_grpc_url(&self) -> Option<String> {
+        if let Some(url) = &self.weaviate_grpc_url {
+            return Some(url.trim_end_matches('/').to_string());
+        }
+        let base: http::Uri = self.weaviate_url.as_deref()?.parse().ok()?;
+        let scheme = base.scheme_str().unwrap_or("http");
+        let host = base.host()?;
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Some(format!("{scheme}://{host}:{DEFAULT_WEAVIATE_GRPC_PORT}"))
+    }
+
     /// Bound on the upstream response bodies the gateway buffers (see `--max-body-bytes`).
     pub fn max_upstream_body_bytes(&self) -> usize {
         self.max_body_bytes.saturating_mul(4)
@@ -218,6 +312,8 @@ mod tests {
             "http://b:8080",
             "--normalize",
             "false",
+            "--max-upstream-requests",
+            "7",
         ])
         .expect("valid flags");
         let c = cli.config;
@@ -232,5 +328,13 @@ mod tests {
             vec!["http://a:8080", "http://b:8080"]
         );
         assert_eq!(c.normalize, Some(false));
+        assert_eq!(c.max_upstream_requests, 7);
+        assert_eq!(
+            Cli::try_parse_from(["clipgate"])
+                .expect("defaults")
+                .config
+                .max_upstream_requests,
+            DEFAULT_MAX_UPSTREAM_REQUESTS
+        );
     }
 }

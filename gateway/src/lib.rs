@@ -5,8 +5,10 @@
 
 pub mod arithmetic;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod graphql;
+pub mod grpc;
 pub mod import;
 pub mod meta;
 pub mod observability;

@@ -133,6 +133,51 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     response
 }
 
+/// The request id of the request being served, as a request extension (for handlers that want
+/// it without parsing headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Longest client-supplied request id kept; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a client-supplied `x-request-id` is kept as is: 1 to 128 characters from
+/// `A-Z a-z 0-9 - _ . : / + = @` (UUIDs, ULIDs, trace ids, base64). Anything else (spaces,
+/// control characters, quotes, non-ASCII, several values joined) could forge log lines or
+/// confuse log parsers, so it is replaced by a fresh id.
+pub fn is_sane_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+}
+
+/// Middleware (outermost): gives every request an id — the client's `x-request-id` when there is
+/// exactly one and it is sane ([`is_sane_request_id`]), else a fresh UUID v4 — and writes it into
+/// the request headers, so the tracing span ([`request_span`]) and every upstream request made
+/// for this request (the proxy and the gateway's own calls both forward the caller's end-to-end
+/// headers, `upstream.rs`) carry it; it is returned in the response's `x-request-id`.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let mut incoming = request.headers().get_all(REQUEST_ID).iter();
+    let kept = match (incoming.next(), incoming.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .filter(|id| is_sane_request_id(id))
+            .map(str::to_owned),
+        _ => None,
+    };
+    let id = kept.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // A sane id and a UUID are both valid header values; the fallback is never reached.
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    request.headers_mut().insert(REQUEST_ID, value.clone());
+    request.extensions_mut().insert(RequestId(id));
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+    response
+}
+
 /// The tracing span of one request: method, path and request id; never headers or the query
 /// (both may carry credentials).
 pub fn request_span(request: &Request) -> tracing::Span {
@@ -149,12 +194,20 @@ pub fn request_span(request: &Request) -> tracing::Span {
     )
 }
 
-/// Installs the log subscriber: level from `RUST_LOG` (default `info`). Safe to call twice.
+/// Installs the log subscriber on stderr: level and targets from `RUST_LOG` (default `info`;
+/// e.g. `RUST_LOG=info,tower_http=debug` logs every request and response with its span), one
+/// JSON object per line when `CLIPGATE_LOG_FORMAT=json`, else human-readable `key=value` lines.
+/// Safe to call twice.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let json = std::env::var("CLIPGATE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -21,7 +21,6 @@ use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use vectorizer::{
     CacheOptions, Cached, Embedder, ModelOptions, RemoteClip, RemoteOptions, TractClip,
@@ -54,7 +53,8 @@ impl AppState {
             url,
             config.upstream_timeout,
             config.max_upstream_body_bytes(),
-        )?;
+        )?
+        .with_max_in_flight(config.max_upstream_requests);
         let schema = SchemaCache::new(config.schema_ttl);
         Ok(Self {
             config: Arc::new(config),
@@ -72,7 +72,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let handled: Router<AppState> = Router::new()
         .route("/v1/meta", get(meta::get_meta))
-        .route("/metrics", get(observability::metrics_handler));
+        .route("/metrics", get(observability::metrics_handler))
+        .merge(crate::dashboard::routes());
     // ---- GraphQL (gateway/src/graphql/): add `/v1/graphql` and `/v1/graphql/batch` here, e.g.
     //      `.merge(crate::graphql::routes())` with `routes() -> Router<AppState>`.
     // ---- Schema and import (gateway/src/schema/, gateway/src/import/): add `/v1/schema*`,
@@ -90,9 +91,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(observability::request_span))
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(middleware::from_fn(observability::request_id))
+                .layer(TraceLayer::new_for_http().make_span_with(observability::request_span)),
         )
         .with_state(state)
 }
@@ -101,12 +101,14 @@ pub fn router(state: AppState) -> Router {
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     observability::install_metrics();
     if config.weaviate_url.is_none() {
-        let url = start_double().await?;
+        let (url, grpc_url) = start_double().await?;
         tracing::info!(
             upstream = %url,
+            upstream_grpc = %grpc_url,
             "no --weaviate-url / WEAVIATE_URL given: started the in-memory Weaviate double in-process (data is not persisted)"
         );
         config.weaviate_url = Some(url);
+        config.weaviate_grpc_url = Some(grpc_url);
     }
     let embedder = build_embedder(&config).await?;
     let listen = config.listen;
@@ -119,10 +121,32 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         upstream = %state.upstream.base_url(),
         "clipgate is serving"
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+    let grpc_state = crate::grpc::GrpcState::new(state.clone())?;
+    let grpc_listen = state.config.grpc_listen;
+    let grpc_listener = TcpListener::bind(grpc_listen)
         .await
-        .context("server error")?;
+        .with_context(|| format!("cannot listen for gRPC on {grpc_listen}"))?;
+    tracing::info!(
+        grpc_listen = %grpc_listener.local_addr()?,
+        upstream_grpc = ?state.config.upstream_grpc_url(),
+        "clipgate gRPC is serving"
+    );
+    // One shutdown signal for both servers: each stops accepting, finishes in-flight requests.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let http =
+        axum::serve(listener, router(state)).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let grpc = axum::serve(grpc_listener, crate::grpc::router(grpc_state))
+        .with_graceful_shutdown(stopped(stop_rx));
+    let (http, grpc) = tokio::join!(http, grpc);
+    http.context("server error")?;
+    grpc.context("gRPC server error")?;
     tracing::info!("clipgate stopped");
     Ok(())
 }
@@ -232,13 +256,17 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received: finishing in-flight requests");
 }
 
-/// Starts the in-memory Weaviate double on an ephemeral loopback port; returns its base URL. The
-/// double serves until the process ends.
-async fn start_double() -> anyhow::Result<String> {
-    let (addr, _task) = conformance::double::spawn()
+/// Starts the in-memory Weaviate double (REST/GraphQL and gRPC, one shared store) on ephemeral
+/// loopback ports; returns their base URLs. The double serves until the process ends.
+async fn start_double() -> anyhow::Result<(String, String)> {
+    let double = conformance::double::Double::new();
+    let (addr, _task) = conformance::double::spawn_double(double.clone())
         .await
         .context("cannot start the in-memory Weaviate double")?;
-    Ok(format!("http://{addr}"))
+    let (grpc_addr, _grpc_task) = conformance::double::grpc::spawn(double)
+        .await
+        .context("cannot start the in-memory Weaviate double's gRPC API")?;
+    Ok((format!("http://{addr}"), format!("http://{grpc_addr}")))
 }
 
 /// How long clipgate waits at start-up for a remote inference container to be ready: Weaviate's

@@ -10,6 +10,12 @@
 //!   never any credential of the gateway's own, so Weaviate authorizes every request as the caller
 //!   (issue 7: a caller cannot obtain what it could not read itself).
 //!
+//! Back-pressure (issue 7): at most `--max-upstream-requests` requests are in flight upstream at
+//! once, counted from sending until the response body is read or dropped (for the streaming proxy,
+//! until the client has the whole body). A request over the limit waits up to the upstream timeout
+//! for a slot and is then answered 429 in Weaviate's REST envelope (spec §2.1) instead of queueing
+//! without bound.
+//!
 //! Known difference from a byte-for-byte proxy: the HTTP client (reqwest) adds `Accept: */*`
 //! when the caller sent no `Accept` header, and normalizes dot segments (`/a/../b`) in the path.
 
@@ -21,6 +27,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::GatewayError;
 use crate::observability;
@@ -39,6 +46,10 @@ struct Inner {
     display: String,
     timeout: Duration,
     max_response_bytes: usize,
+    /// Slots for concurrent upstream requests; `None` = no limit.
+    slots: Option<Arc<Semaphore>>,
+    /// The configured limit, for the error message.
+    max_in_flight: usize,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -87,8 +98,46 @@ impl Upstream {
                 display,
                 timeout,
                 max_response_bytes,
+                slots: None,
+                max_in_flight: 0,
             }),
         })
+    }
+
+    /// Limits the requests in flight upstream to `limit` (0: no limit). Call before cloning.
+    pub fn with_max_in_flight(mut self, limit: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.slots = (limit > 0).then(|| Arc::new(Semaphore::new(limit)));
+            inner.max_in_flight = limit;
+        }
+        self
+    }
+
+    /// Slots free for upstream requests now (`None` without a limit); for metrics and tests.
+    pub fn free_slots(&self) -> Option<usize> {
+        self.inner.slots.as_ref().map(|s| s.available_permits())
+    }
+
+    /// Waits up to the upstream timeout for a slot (immediately `None` without a limit).
+    async fn slot(&self) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
+        let Some(slots) = &self.inner.slots else {
+            return Ok(None);
+        };
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Ok(Some(permit));
+        }
+        match tokio::time::timeout(self.inner.timeout, slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            // Timed out, or the semaphore was closed (never done): refuse rather than pass.
+            Ok(Err(_)) | Err(_) => {
+                let error = GatewayError::Overloaded(format!(
+                    "too many concurrent requests to the upstream Weaviate: all {} slots stayed busy for {:?}, try again later",
+                    self.inner.max_in_flight, self.inner.timeout
+                ));
+                observability::record_upstream_error(error.kind());
+                Err(error)
+            }
+        }
     }
 
     /// The upstream base URL, without credentials.
@@ -119,11 +168,16 @@ impl Upstream {
         if body.size_hint().exact() != Some(0) {
             builder = builder.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }
+        let permit = self.slot().await?;
         let response = self.send(builder).await?;
         let status = response.status();
         let mut headers = response.headers().clone();
         strip_hop_by_hop(&mut headers);
-        let stream = response.bytes_stream();
+        // The slot is held until the client has the whole body (or the stream is dropped).
+        let stream = response.bytes_stream().map(move |chunk| {
+            let _held = &permit;
+            chunk
+        });
         let mut out = Response::new(Body::from_stream(stream));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
@@ -151,6 +205,7 @@ impl Upstream {
             );
             builder = builder.body(bytes);
         }
+        let _slot = self.slot().await?;
         let response = self.send(builder.headers(headers)).await?;
         let status = response.status();
         let body = self.read_bounded(response).await?;
@@ -181,6 +236,7 @@ impl Upstream {
             .request(method, self.url(path_and_query))
             .headers(headers)
             .body(body);
+        let _slot = self.slot().await?;
         let response = self.send(builder).await?;
         let status = response.status();
         let mut headers = response.headers().clone();

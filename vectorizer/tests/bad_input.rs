@@ -270,3 +270,124 @@ fn missing_or_broken_model_files_are_named() {
     });
     assert!(msg.contains("no-such-model"), "{msg}");
 }
+
+fn fixture_jpegs() -> Vec<(&'static str, Vec<u8>)> {
+    [
+        "rgb-baseline.jpg",
+        "rgb-progressive.jpg",
+        "cmyk.jpg",
+        "gray-jpeg.jpg",
+    ]
+    .into_iter()
+    .map(|n| {
+        let bytes = std::fs::read(fixtures().join("images/formats").join(n)).expect("jpeg");
+        (n, bytes)
+    })
+    .collect()
+}
+
+/// Offset of the SOF segment's precision byte (SOF0..SOF2: baseline, extended, progressive).
+fn sof_offset(jpeg: &[u8]) -> usize {
+    let mut i = 2;
+    while i + 4 <= jpeg.len() {
+        assert_eq!(jpeg[i], 0xFF, "marker expected at {i}");
+        let marker = jpeg[i + 1];
+        if (0xC0..=0xC2).contains(&marker) {
+            return i + 4;
+        }
+        i += 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+    }
+    panic!("no SOF marker");
+}
+
+/// Pillow raises "image file is truncated" for a JPEG cut anywhere (checked with Pillow 13 on
+/// these files, down to a missing final byte of EOI); libjpeg would instead pad with grey and
+/// warn. Every cut is an error here too, and none aborts the process.
+#[test]
+fn truncated_jpegs_are_errors_at_every_cut() {
+    use vectorizer::image::{decode_rgb, DEFAULT_MAX_IMAGE_PIXELS};
+    for (name, jpeg) in fixture_jpegs() {
+        assert!(decode_rgb(&jpeg, DEFAULT_MAX_IMAGE_PIXELS).is_ok(), "{name}");
+        let tail = jpeg.len().saturating_sub(24)..jpeg.len();
+        for cut in (0..jpeg.len()).step_by(5).chain(tail) {
+            match decode_rgb(&jpeg[..cut], DEFAULT_MAX_IMAGE_PIXELS) {
+                Err(EmbedError::ImageDecode(m)) => assert!(!m.is_empty()),
+                other => panic!("{name} cut at {cut} of {}: {other:?}", jpeg.len()),
+            }
+        }
+        match decode_rgb(&jpeg[..jpeg.len() - 1], DEFAULT_MAX_IMAGE_PIXELS) {
+            Err(EmbedError::ImageDecode(m)) => assert!(m.contains("truncated"), "{name}: {m}"),
+            other => panic!("{name} without its last byte: {other:?}"),
+        }
+    }
+}
+
+/// Corrupt bytes anywhere (markers, tables, entropy data) give pixels or a clear error: libjpeg's
+/// fatal errors come back as values (its default handler would call exit()).
+#[test]
+fn corrupt_jpegs_never_abort() {
+    use vectorizer::image::{decode_rgb, DEFAULT_MAX_IMAGE_PIXELS};
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut ok, mut errors) = (0, 0);
+    for (name, jpeg) in fixture_jpegs() {
+        for _ in 0..150 {
+            let mut bad = jpeg.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bad.len() as u64) as usize;
+                bad[at] = next() as u8;
+            }
+            match decode_rgb(&bad, DEFAULT_MAX_IMAGE_PIXELS) {
+                Ok(img) => {
+                    assert_eq!(img.data.len(), img.width * img.height * 3, "{name}");
+                    ok += 1;
+                }
+                Err(EmbedError::ImageDecode(_) | EmbedError::ImageTooLarge(_)) => errors += 1,
+                Err(other) => panic!("{name}: unexpected error {other:?}"),
+            }
+        }
+    }
+    assert!(ok > 0 && errors > 0, "ok {ok}, errors {errors}");
+}
+
+#[test]
+fn jpeg_headers_are_checked_before_decoding() {
+    use vectorizer::image::{decode_rgb, DEFAULT_MAX_IMAGE_PIXELS};
+    let jpeg = std::fs::read(fixtures().join("images/formats/rgb-baseline.jpg")).expect("jpeg");
+    let sof = sof_offset(&jpeg);
+    // 60000 × 60000 claimed by a 2 KB file: refused from the header, no pixel buffer allocated.
+    let mut huge = jpeg.clone();
+    huge[sof + 1..sof + 5].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+    match decode_rgb(&huge, DEFAULT_MAX_IMAGE_PIXELS) {
+        Err(EmbedError::ImageTooLarge(m)) => assert!(m.contains("60000x60000"), "{m}"),
+        other => panic!("huge JPEG header: {other:?}"),
+    }
+    // The configured limit applies to JPEG as to every format.
+    match decode_rgb(&jpeg, 160 * 120 - 1) {
+        Err(EmbedError::ImageTooLarge(m)) => assert!(m.contains("160x120"), "{m}"),
+        other => panic!("over the limit: {other:?}"),
+    }
+    assert!(decode_rgb(&jpeg, 160 * 120).is_ok());
+    // Pillow's JpegImagePlugin refuses other precisions; an 8-bit libjpeg cannot decode them.
+    let mut twelve = jpeg.clone();
+    twelve[sof] = 12;
+    assert!(
+        matches!(
+            decode_rgb(&twelve, DEFAULT_MAX_IMAGE_PIXELS),
+            Err(EmbedError::ImageDecode(_))
+        ),
+        "12-bit"
+    );
+    // A JPEG that says it has no lines.
+    let mut empty = jpeg.clone();
+    empty[sof + 1..sof + 3].copy_from_slice(&[0, 0]);
+    assert!(matches!(
+        decode_rgb(&empty, DEFAULT_MAX_IMAGE_PIXELS),
+        Err(EmbedError::ImageDecode(_))
+    ));
+}

@@ -69,15 +69,70 @@ fn b64_file(rel: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Images whose 8-bit pixels do not yet match PIL bit for bit, with the reason (see
-/// tests/preprocess.rs). They are held to a looser bound so that a regression still fails, and
-/// are listed in the report as the open part of the acceptance (≤ 5e-4 for ALL images).
-/// - JPEG: the `image` crate decodes with zune-jpeg, whose IDCT/upsampling differ from
-///   libjpeg-turbo (PIL's decoder) by ±1–3 units on some pixels.
-pub const KNOWN_GAPS: &[&str] = &[".jpg"];
-
-fn known_gap(file: &str) -> bool {
-    KNOWN_GAPS.iter().any(|k| file.ends_with(k))
+/// Every JPEG decodes to exactly the RGB pixels of the container's
+/// `PIL.Image.open(...).convert("RGB")` (Pillow 13, libjpeg-turbo 3.2): the fixture JPEGs and
+/// the extra encoder settings in tests/data/pil-jpeg (subsamplings, partial MCUs, progressive,
+/// restart markers, CMYK, grey). References written by tests/data/pil-jpeg/make.py with Pillow.
+#[test]
+fn jpeg_pixels_match_pil() {
+    use vectorizer::image::{decode_rgb, DEFAULT_MAX_IMAGE_PIXELS};
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pil-jpeg");
+    let mut cases: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(&data).expect("tests/data/pil-jpeg") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "jpg") {
+            cases.push((path.clone(), path.with_extension("png")));
+        }
+    }
+    for sub in ["images", "images/formats"] {
+        for entry in std::fs::read_dir(fixtures().join(sub)).expect("fixture images") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|x| x == "jpg") {
+                let stem = path.file_stem().expect("stem").to_string_lossy();
+                let name = format!("{}__{stem}.png", sub.replace('/', "__"));
+                cases.push((path.clone(), data.join(name)));
+            }
+        }
+    }
+    cases.sort();
+    assert!(cases.len() >= 19, "{} JPEG cases", cases.len());
+    let mut failures = Vec::new();
+    for (jpeg, png) in &cases {
+        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let want = decode_rgb(&read(png), DEFAULT_MAX_IMAGE_PIXELS).expect("reference png");
+        let got = match decode_rgb(&read(jpeg), DEFAULT_MAX_IMAGE_PIXELS) {
+            Ok(g) => g,
+            Err(e) => {
+                failures.push(format!("{}: {e}", jpeg.display()));
+                continue;
+            }
+        };
+        if (got.width, got.height) != (want.width, want.height) {
+            failures.push(format!(
+                "{}: {}x{} vs PIL {}x{}",
+                jpeg.display(),
+                got.width,
+                got.height,
+                want.width,
+                want.height
+            ));
+            continue;
+        }
+        let differ = got.data.iter().zip(&want.data).filter(|(a, b)| a != b);
+        let count = differ.clone().count();
+        let max = differ
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or_default();
+        if count > 0 {
+            failures.push(format!(
+                "{}: {count} of {} values differ from PIL, max {max}",
+                jpeg.display(),
+                got.data.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -155,19 +210,15 @@ async fn clip_images_match_reference_for_every_format_and_size() {
             .expect("single image");
         let d = max_abs_diff(&got, &want).max(max_abs_diff(&single, &want));
         worst = worst.max(d);
-        println!(
-            "{file}: {d:e}{}",
-            if known_gap(file) { " (known gap)" } else { "" }
-        );
-        let bound = if known_gap(file) { 3e-3 } else { 5e-4 };
-        if d > bound {
-            report.push(format!("{file}: max abs diff {d:e} > {bound:e}"));
+        println!("{file}: {d:e}");
+        if d > 5e-4 {
+            report.push(format!("{file}: max abs diff {d:e} > 5e-4"));
         }
     }
     println!("images: worst max abs diff {worst:e}");
     assert!(
         report.is_empty(),
-        "images over their bound:\n{}",
+        "images over 5e-4:\n{}",
         report.join("\n")
     );
 }

@@ -97,33 +97,58 @@ fn unauthorized(message: &str) -> Response {
         .into_response()
 }
 
+/// Why a presented `Authorization` header was refused (Weaviate's texts; REST answers 401,
+/// gRPC `Unauthenticated`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("anonymous access not enabled, please provide an auth scheme such as OIDC")]
+    Anonymous,
+    #[error("unauthorized: invalid api key")]
+    InvalidKey,
+}
+
+impl Keys {
+    /// Resolves an `Authorization` header value (`Bearer <key>`) to a [`Principal`]; shared by the
+    /// REST middleware and the gRPC edge (which reads the same value from the call metadata).
+    pub fn principal(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        if self.0.is_empty() {
+            return Ok(Principal::Anonymous);
+        }
+        let presented = authorization
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or(AuthError::Anonymous)?;
+        let key = self
+            .0
+            .iter()
+            .find(|k| k.key == presented)
+            .ok_or(AuthError::InvalidKey)?;
+        Ok(Principal::User {
+            user: key.user.clone(),
+            classes: key.classes.clone(),
+        })
+    }
+}
+
 /// Middleware: resolves the `Authorization: Bearer <key>` header to a [`Principal`].
 /// `/v1/.well-known/*` stays anonymous, as in Weaviate.
 pub async fn authenticate(State(keys): State<Keys>, mut req: Request, next: Next) -> Response {
-    if keys.0.is_empty() || req.uri().path().starts_with("/v1/.well-known/") {
+    if req.uri().path().starts_with("/v1/.well-known/") {
         req.extensions_mut().insert(Principal::Anonymous);
         return next.run(req).await;
     }
-    let presented = req
+    let header = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return unauthorized(
-            "anonymous access not enabled, please provide an auth scheme such as OIDC",
-        );
-    };
-    let Some(key) = keys.0.iter().find(|k| k.key == presented) else {
-        return unauthorized("unauthorized: invalid api key");
-    };
-    req.extensions_mut().insert(Principal::User {
-        user: key.user.clone(),
-        classes: key.classes.clone(),
-    });
-    next.run(req).await
+        .and_then(|v| v.to_str().ok());
+    match keys.principal(header) {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) => unauthorized(&e.to_string()),
+    }
 }

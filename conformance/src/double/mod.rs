@@ -4,11 +4,12 @@
 //! be tested against something that answers like Weaviate (spec `weaviate-multi2vec-clip.md`
 //! §1.2, §1.4, §2, §3.3, §6, §9, §10). It is written from the spec and shares no code with the
 //! gateway. Layers: [`store`] (data, transport-free, reusable by a gRPC layer), [`search`] and
-//! [`filter`] (query logic), [`rest`] and [`graphql`] (HTTP edges), [`auth`] (optional API keys).
+//! [`filter`] (query logic), [`rest`] and [`graphql`] (HTTP edges), [`grpc`] (the gRPC edge), [`auth`] (optional API keys).
 
 pub mod auth;
 pub mod filter;
 pub mod graphql;
+pub mod grpc;
 pub mod json;
 pub mod rest;
 pub mod schema;

@@ -11,7 +11,8 @@ use http::{HeaderMap, Method, StatusCode};
 use vectorizer::{EmbedError, Embedder, Vector};
 
 use super::plan::{FieldPlan, Plan};
-use super::validate::{Edit, HybridSource, NearQuery, TextRecipe};
+use super::validate::{Edit, HybridSource, Near, NearQuery, TextRecipe};
+use crate::arithmetic;
 use crate::upstream::{percent_encode, Upstream};
 
 /// A move object to look up: `GET /v1/objects/{class}/{id}?include=vector(&tenant=…)`; the class
@@ -51,24 +52,27 @@ impl Needs {
         for field in &plan.fields {
             let Ok(edits) = &field.outcome else { continue };
             for edit in edits {
-                match &edit.edit {
-                    Edit::Remove => {}
-                    Edit::Near(near) => match &near.query {
-                        NearQuery::Text(recipe) => self.add_recipe(recipe, field),
-                        NearQuery::Image(image) => {
-                            if self.seen_images.insert(image.clone()) {
-                                self.images.push(image.clone());
-                            }
-                        }
-                    },
-                    Edit::Hybrid(hybrid) => match &hybrid.source {
-                        HybridSource::Query(query) => self.add_text(query),
-                        HybridSource::SearchNearText { recipe, .. } => {
-                            self.add_recipe(recipe, field)
-                        }
-                    },
-                }
+                self.add_edit(&edit.edit, field.scope());
             }
+        }
+    }
+
+    /// Adds what one edit of a search in `scope` needs.
+    pub fn add_edit(&mut self, edit: &Edit, scope: Scope<'_>) {
+        match edit {
+            Edit::Remove => {}
+            Edit::Near(near) => match &near.query {
+                NearQuery::Text(recipe) => self.add_recipe(recipe, scope),
+                NearQuery::Image(image) => {
+                    if self.seen_images.insert(image.clone()) {
+                        self.images.push(image.clone());
+                    }
+                }
+            },
+            Edit::Hybrid(hybrid) => match &hybrid.source {
+                HybridSource::Query(query) => self.add_text(query),
+                HybridSource::SearchNearText { recipe, .. } => self.add_recipe(recipe, scope),
+            },
         }
     }
 
@@ -78,7 +82,7 @@ impl Needs {
         }
     }
 
-    fn add_recipe(&mut self, recipe: &TextRecipe, field: &FieldPlan) {
+    fn add_recipe(&mut self, recipe: &TextRecipe, scope: Scope<'_>) {
         for concept in &recipe.concepts {
             self.add_text(concept);
         }
@@ -87,7 +91,7 @@ impl Needs {
                 self.add_text(concept);
             }
             for id in movement.objects.iter().flatten() {
-                if let Some(key) = object_key(field, id) {
+                if let Some(key) = object_key(scope, id) {
                     if self.seen_objects.insert(key.clone()) {
                         self.objects.push(key);
                     }
@@ -97,15 +101,32 @@ impl Needs {
     }
 }
 
-/// The lookup key of a move object of `field`; `None` for ids that cannot name an object (not a
+/// The lookup key of a move object of a search in `scope`; `None` for ids that cannot name an object (not a
 /// UUID), which are reported as not found without asking Weaviate.
-pub fn object_key(field: &FieldPlan, id: &str) -> Option<ObjectKey> {
+pub fn object_key(scope: Scope<'_>, id: &str) -> Option<ObjectKey> {
     uuid::Uuid::parse_str(id).ok()?;
     Some(ObjectKey {
-        class: field.class.clone(),
+        class: scope.class.map(str::to_string),
         id: id.to_string(),
-        tenant: field.tenant.clone(),
+        tenant: scope.tenant.map(str::to_string),
     })
+}
+
+/// Where a search's move objects are looked up: the queried class (`None` for Explore) and the
+/// search's tenant (spec §3.2). Shared by the GraphQL and gRPC paths.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub class: Option<&'a str>,
+    pub tenant: Option<&'a str>,
+}
+
+impl FieldPlan {
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            class: self.class.as_deref(),
+            tenant: self.tenant.as_deref(),
+        }
+    }
 }
 
 /// The computed inputs; every needed input has an entry.
@@ -249,6 +270,105 @@ pub fn stored_vectors(object: &serde_json::Value) -> StoredVectors {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+/// The vector of a `nearText` / `nearImage` for each of its targets, in order (spec §3.4, §4).
+/// `Err` is the module's message, which each caller wraps as its root reports it.
+pub fn near_vectors(
+    scope: Scope<'_>,
+    near: &Near,
+    inputs: &Inputs,
+) -> Result<Vec<Vec<f32>>, String> {
+    near.targets
+        .iter()
+        .map(|target| match &near.query {
+            NearQuery::Text(recipe) => text_vector(scope, recipe, target.as_deref(), inputs),
+            NearQuery::Image(image) => match inputs.images.get(image) {
+                Some(Ok(v)) => Ok(v.to_vec()),
+                Some(Err(e)) => Err(format!("vectorize image: {e}")),
+                None => Err("vectorize image: empty vector".to_string()),
+            },
+        })
+        .collect()
+}
+
+/// The mean of the concepts' text vectors (spec §3.1); the first failing concept's error.
+pub fn concepts_mean(concepts: &[String], inputs: &Inputs) -> Result<Vec<f32>, String> {
+    let mut vectors = Vec::with_capacity(concepts.len());
+    for concept in concepts {
+        match inputs.texts.get(concept) {
+            Some(Ok(v)) => vectors.push(v.clone()),
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("inputs are not equal to vectors returned".to_string()),
+        }
+    }
+    let slices: Vec<&[f32]> = vectors.iter().map(|v| &v[..]).collect();
+    Ok(arithmetic::mean(&slices))
+}
+
+/// A nearText vector for one target: concepts mean, then moveTo, then moveAwayFrom, with the
+/// searcher's error wrapping (spec §3.2). Errors are the module's message, unwrapped by root.
+pub fn text_vector(
+    scope: Scope<'_>,
+    recipe: &TextRecipe,
+    target: Option<&str>,
+    inputs: &Inputs,
+) -> Result<Vec<f32>, String> {
+    let mut vector = concepts_mean(&recipe.concepts, inputs)
+        .map_err(|e| format!("vectorize keywords: remote client vectorize: {e}"))?;
+    for movement in &recipe.moves {
+        let label = if movement.away {
+            "vectorize move away from"
+        } else {
+            "vectorize move to"
+        };
+        let mut parts: Vec<Vec<f32>> = Vec::new();
+        if !movement.concepts.is_empty() {
+            parts.push(concepts_mean(&movement.concepts, inputs).map_err(|e| {
+                format!("{label}: vectorize move to: remote client vectorize: {e}")
+            })?);
+        }
+        for object in &movement.objects {
+            let id = object.as_ref().map_err(|e| format!("{label}: {e}"))?;
+            parts.push(
+                object_vector(scope, id, target, inputs).map_err(|e| format!("{label}: {e}"))?,
+            );
+        }
+        let slices: Vec<&[f32]> = parts.iter().map(|v| &v[..]).collect();
+        let towards = arithmetic::mean(&slices);
+        vector = if movement.away {
+            arithmetic::move_away_from(&vector, &towards, movement.force)
+        } else {
+            arithmetic::move_to(&vector, &towards, movement.force)
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(vector)
+}
+
+/// A move object's vector for `target` (`classFindVector`, spec §3.2).
+fn object_vector(
+    scope: Scope<'_>,
+    id: &str,
+    target: Option<&str>,
+    inputs: &Inputs,
+) -> Result<Vec<f32>, String> {
+    let stored = object_key(scope, id)
+        .and_then(|key| inputs.objects.get(&key))
+        .ok_or_else(|| "vector not found".to_string())?
+        .as_ref()
+        .map_err(Clone::clone)?;
+    match target {
+        None => stored
+            .vector
+            .clone()
+            .ok_or_else(|| format!("nearObject search-object with id {id} has no vector")),
+        Some(t) => stored
+            .vectors
+            .get(t)
+            .cloned()
+            .ok_or_else(|| format!("vector not found for target: {t}")),
     }
 }
 

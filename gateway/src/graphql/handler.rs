@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::embed::{compute, Needs, UpstreamObjects};
 use super::errors::{merge_field_errors, validation_response, GqlError};
+use super::limits::{self, LimitError, Limits};
 use super::plan::{self, Plan, Planned};
 use super::rewrite::{rewrite, Rewritten};
 use crate::error::GatewayError;
@@ -185,6 +186,11 @@ async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Respons
     let Some(request) = parse_request(&body) else {
         return forward(state, parts, bytes).await;
     };
+    let limits = Limits::from_config(&state.config);
+    if let Err(error) = limits::check_document(&request.query, &limits) {
+        count("invalid");
+        return Ok(json_response(StatusCode::OK, &limits::refusal(&error)));
+    }
     if !plan::mentions_module_arguments(&request.query) {
         return forward(state, parts, bytes).await;
     }
@@ -195,7 +201,10 @@ async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Respons
             count("invalid");
             return Ok(json_response(StatusCode::OK, &validation_response(&errors)));
         }
-        Planned::Rewrite(plan) => plan,
+        Planned::Rewrite(mut plan) => {
+            limits::check_plan(&mut plan, &limits);
+            plan
+        }
     };
     count("rewritten");
     let rewritten = rewrite_all(state, parts, &[&plan])
@@ -216,6 +225,8 @@ async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Respons
 enum Item {
     Forward(Value),
     Invalid(Vec<GqlError>),
+    /// Over a document limit (answered locally, like `Invalid`).
+    Refused(LimitError),
     Rewrite(Value, Plan),
 }
 
@@ -224,10 +235,19 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
         return forward(state, parts, bytes).await;
     };
     let requests: Vec<Option<plan::Request>> = elements.iter().map(parse_request).collect();
-    if !requests
+    let limits = Limits::from_config(&state.config);
+    let refusals: Vec<Option<LimitError>> = requests
         .iter()
-        .flatten()
-        .any(|r| plan::mentions_module_arguments(&r.query))
+        .map(|r| {
+            r.as_ref()
+                .and_then(|r| limits::check_document(&r.query, &limits).err())
+        })
+        .collect();
+    if refusals.iter().all(Option::is_none)
+        && !requests
+            .iter()
+            .flatten()
+            .any(|r| plan::mentions_module_arguments(&r.query))
     {
         return forward(state, parts, bytes).await;
     }
@@ -235,13 +255,20 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
     let items: Vec<Item> = elements
         .into_iter()
         .zip(&requests)
-        .map(
-            |(element, request)| match request.as_ref().map(|r| plan::plan(r, &view)) {
+        .zip(refusals)
+        .map(|((element, request), refusal)| {
+            if let Some(error) = refusal {
+                return Item::Refused(error);
+            }
+            match request.as_ref().map(|r| plan::plan(r, &view)) {
                 Some(Planned::Invalid(errors)) => Item::Invalid(errors),
-                Some(Planned::Rewrite(plan)) => Item::Rewrite(element, plan),
+                Some(Planned::Rewrite(mut plan)) => {
+                    limits::check_plan(&mut plan, &limits);
+                    Item::Rewrite(element, plan)
+                }
                 Some(Planned::Forward) | None => Item::Forward(element),
-            },
-        )
+            }
+        })
         .collect();
     if items.iter().all(|i| matches!(i, Item::Forward(_))) {
         return forward(state, parts, bytes).await;
@@ -271,7 +298,7 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
                 upstream_items.push(element);
                 restorers.push(Some(rewritten));
             }
-            Item::Invalid(_) => {}
+            Item::Invalid(_) | Item::Refused(_) => {}
         }
     }
     let mut answers = if upstream_items.is_empty() {
@@ -291,6 +318,7 @@ async fn batch(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response
     for item in &items {
         match item {
             Item::Invalid(errors) => out.push(validation_response(errors)),
+            Item::Refused(error) => out.push(limits::refusal(error)),
             _ => {
                 if let Some((mut answer, rewritten)) = answers.next() {
                     if let Some(rewritten) = &rewritten {

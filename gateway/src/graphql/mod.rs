@@ -23,6 +23,7 @@ pub mod embed;
 pub mod errors;
 pub mod handler;
 pub mod input_types;
+pub mod limits;
 pub mod literal;
 pub mod plan;
 pub mod rewrite;

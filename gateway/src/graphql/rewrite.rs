@@ -10,12 +10,11 @@
 
 use std::ops::Range;
 
-use super::embed::{object_key, Inputs};
+use super::embed::{concepts_mean, near_vectors, text_vector, Inputs};
 use super::errors::{GqlError, Location};
 use super::literal::{vector_literal, Value};
 use super::plan::{FieldPlan, Plan};
-use super::validate::{Edit, Hybrid, HybridSource, Near, NearQuery, TextRecipe};
-use crate::arithmetic;
+use super::validate::{Edit, Hybrid, HybridSource, Near};
 
 /// The document to forward and the errors of the fields it no longer computes.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -222,16 +221,7 @@ fn edit_text(field: &FieldPlan, edit: &Edit, inputs: &Inputs) -> Result<String, 
 fn near_vector(field: &FieldPlan, near: &Near, inputs: &Inputs) -> Result<String, String> {
     let root = field.root;
     let mut vectors = Vec::new();
-    for target in &near.targets {
-        let vector = match &near.query {
-            NearQuery::Text(recipe) => text_vector(field, recipe, target.as_deref(), inputs),
-            NearQuery::Image(image) => match inputs.images.get(image) {
-                Some(Ok(v)) => Ok(v.to_vec()),
-                Some(Err(e)) => Err(format!("vectorize image: {e}")),
-                None => Err("vectorize image: empty vector".to_string()),
-            },
-        }
-        .map_err(|m| root.vectorize_error(&m))?;
+    for vector in near_vectors(field.scope(), near, inputs).map_err(|m| root.vectorize_error(&m))? {
         vectors.push(vector_literal(&vector).map_err(|e| root.vectorize_error(&e.to_string()))?);
     }
     let mut parts = Vec::new();
@@ -274,7 +264,7 @@ fn hybrid_text(field: &FieldPlan, hybrid: &Hybrid, inputs: &Inputs) -> Result<St
             fields.push(format!("vector: {literal}"));
         }
         HybridSource::SearchNearText { recipe, carry } => {
-            let vector = text_vector(field, recipe, None, inputs)
+            let vector = text_vector(field.scope(), recipe, None, inputs)
                 .map_err(|m| root.hybrid_vectorize_error(&m))?;
             let literal =
                 vector_literal(&vector).map_err(|e| root.hybrid_vectorize_error(&e.to_string()))?;
@@ -320,85 +310,6 @@ fn searches_text(searches: &Value, near_vector: &str) -> String {
         })
         .collect();
     format!("[{}]", rendered.join(", "))
-}
-
-/// The mean of the concepts' text vectors (spec §3.1); the first failing concept's error.
-fn concepts_mean(concepts: &[String], inputs: &Inputs) -> Result<Vec<f32>, String> {
-    let mut vectors = Vec::with_capacity(concepts.len());
-    for concept in concepts {
-        match inputs.texts.get(concept) {
-            Some(Ok(v)) => vectors.push(v.clone()),
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("inputs are not equal to vectors returned".to_string()),
-        }
-    }
-    let slices: Vec<&[f32]> = vectors.iter().map(|v| &v[..]).collect();
-    Ok(arithmetic::mean(&slices))
-}
-
-/// A nearText vector for one target: concepts mean, then moveTo, then moveAwayFrom, with the
-/// searcher's error wrapping (spec §3.2). Errors are the module's message, unwrapped by root.
-fn text_vector(
-    field: &FieldPlan,
-    recipe: &TextRecipe,
-    target: Option<&str>,
-    inputs: &Inputs,
-) -> Result<Vec<f32>, String> {
-    let mut vector = concepts_mean(&recipe.concepts, inputs)
-        .map_err(|e| format!("vectorize keywords: remote client vectorize: {e}"))?;
-    for movement in &recipe.moves {
-        let label = if movement.away {
-            "vectorize move away from"
-        } else {
-            "vectorize move to"
-        };
-        let mut parts: Vec<Vec<f32>> = Vec::new();
-        if !movement.concepts.is_empty() {
-            parts.push(concepts_mean(&movement.concepts, inputs).map_err(|e| {
-                format!("{label}: vectorize move to: remote client vectorize: {e}")
-            })?);
-        }
-        for object in &movement.objects {
-            let id = object.as_ref().map_err(|e| format!("{label}: {e}"))?;
-            parts.push(
-                object_vector(field, id, target, inputs).map_err(|e| format!("{label}: {e}"))?,
-            );
-        }
-        let slices: Vec<&[f32]> = parts.iter().map(|v| &v[..]).collect();
-        let towards = arithmetic::mean(&slices);
-        vector = if movement.away {
-            arithmetic::move_away_from(&vector, &towards, movement.force)
-        } else {
-            arithmetic::move_to(&vector, &towards, movement.force)
-        }
-        .map_err(|e| e.to_string())?;
-    }
-    Ok(vector)
-}
-
-/// A move object's vector for `target` (`classFindVector`, spec §3.2).
-fn object_vector(
-    field: &FieldPlan,
-    id: &str,
-    target: Option<&str>,
-    inputs: &Inputs,
-) -> Result<Vec<f32>, String> {
-    let stored = object_key(field, id)
-        .and_then(|key| inputs.objects.get(&key))
-        .ok_or_else(|| "vector not found".to_string())?
-        .as_ref()
-        .map_err(Clone::clone)?;
-    match target {
-        None => stored
-            .vector
-            .clone()
-            .ok_or_else(|| format!("nearObject search-object with id {id} has no vector")),
-        Some(t) => stored
-            .vectors
-            .get(t)
-            .cloned()
-            .ok_or_else(|| format!("vector not found for target: {t}")),
-    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The clip-managed class an object names. Weaviate upper-cases the first letter of class names.
-fn managed_class<'a>(view: &'a SchemaView, name: &str) -> Option<&'a ClassView> {
+pub(crate) fn managed_class<'a>(view: &'a SchemaView, name: &str) -> Option<&'a ClassView> {
     let class = view.class(name).or_else(|| {
         let mut chars = name.chars();
         let first = chars.next()?;

@@ -6,6 +6,9 @@
 //! replicated, 16-bit RGB keeps the most significant byte and 16-bit grey (`I;16`) is clipped at
 //! 255. EXIF orientation is not applied (PIL does not without `exif_transpose`).
 //!
+//! JPEG goes to libjpeg-turbo (jpeg.rs), the decoder Pillow itself uses; the other formats to
+//! the `image` crate, whose PNG/GIF/WebP/BMP pixels are already PIL's.
+//!
 //! The pixel limit is checked on the dimensions read from the header, before any pixel buffer
 //! is allocated, and the decoder itself runs under an allocation limit: a small file that claims
 //! to be 100,000 × 100,000 is refused without decoding (decompression bombs).
@@ -14,6 +17,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, Limits};
 
+use super::jpeg::decode_jpeg_rgb;
 use crate::EmbedError;
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved.
@@ -37,8 +41,9 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Rgb8, EmbedError> {
     let format = image::guess_format(bytes)
         .map_err(|_| EmbedError::ImageDecode(CANNOT_IDENTIFY.to_string()))?;
     match format {
+        // Pillow's own decoder (libjpeg-turbo), not the `image` crate's: see jpeg.rs.
+        ImageFormat::Jpeg => return decode_jpeg_rgb(bytes, max_pixels),
         ImageFormat::Png
-        | ImageFormat::Jpeg
         | ImageFormat::Gif
         | ImageFormat::WebP
         | ImageFormat::Bmp => {}

@@ -7,6 +7,7 @@
 
 pub mod base64;
 pub mod decode;
+mod jpeg;
 pub mod resize;
 
 use serde_json::Value;

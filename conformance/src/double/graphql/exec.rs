@@ -128,7 +128,7 @@ fn non_negative(args: &BTreeMap<String, Arg>, name: &str) -> Option<usize> {
 }
 
 /// Weaviate's wording per failure, with the `Get` prefixes of §2.2.
-fn get_error(e: SearchError) -> String {
+pub(crate) fn get_error(e: SearchError) -> String {
     match e {
         SearchError::Tenant(m) => m,
         SearchError::Filter(_)

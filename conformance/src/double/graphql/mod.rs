@@ -2,7 +2,7 @@
 
 mod args;
 mod doc;
-mod exec;
+pub(crate) mod exec;
 mod locate;
 mod validate;
 

@@ -1,0 +1,436 @@
+//! Fuzzing the GraphQL path (issue 7, "Hostile input"): document limits → plan (parse, Weaviate's
+//! validation) → per-search limits → embed needs → rewrite → error merging, with the pure test
+//! driver's fake vectors. Inputs are real queries (`fixtures/fuzz/graphql/*.graphql`) mutated at
+//! the character level with GraphQL-flavoured fragments, and random token soups.
+//!
+//! Properties: nothing panics (or overflows the stack: the test threads have 2 MiB, like tokio
+//! workers); a refused or invalid document comes with errors that point into the document; a
+//! rewritten document is valid GraphQL again, has no module argument left for the gateway to
+//! rewrite, and every failed field has an error with its response path.
+//!
+//! Case count: `PROPTEST_CASES` (default 64 per target here, so `cargo test` stays fast);
+//! `scripts/fuzz.sh` runs many more.
+
+mod graphql_support;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use apollo_parser::Parser;
+use gateway::graphql::embed::Needs;
+use gateway::graphql::errors::{merge_field_errors, GqlError, Location};
+use gateway::graphql::limits::{self, Limits};
+use gateway::graphql::plan::{self, Planned};
+use gateway::graphql::rewrite::rewrite;
+use graphql_support::{inputs, request, view};
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A seed: the document and its variables (`# variables: {…}` on the first line).
+fn corpus() -> Vec<(String, Map<String, Value>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/fuzz/graphql");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures/fuzz/graphql")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "graphql"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 30, "{} seeds", paths.len());
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("seed");
+            let variables = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# variables: "))
+                .map(|v| serde_json::from_str::<Map<String, Value>>(v).expect("seed variables"))
+                .unwrap_or_default();
+            (text, variables)
+        })
+        .collect()
+}
+
+thread_local! {
+    static CORPUS: Vec<(String, Map<String, Value>)> = corpus();
+}
+
+/// GraphQL-flavoured fragments to splice in: the module's vocabulary, punctuation, literals.
+const VOCABULARY: &[&str] = &[
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    ":",
+    ",",
+    "...",
+    "$q",
+    "$f",
+    "$nt",
+    "$img",
+    "=",
+    "@include(if: true)",
+    "nearText",
+    "nearImage",
+    "nearVector",
+    "nearObject",
+    "hybrid",
+    "bm25",
+    "concepts",
+    "moveTo",
+    "moveAwayFrom",
+    "objects",
+    "id",
+    "beacon",
+    "force",
+    "certainty",
+    "distance",
+    "targets",
+    "targetVectors",
+    "combinationMethod",
+    "weights",
+    "searches",
+    "query",
+    "alpha",
+    "vector",
+    "image",
+    "tenant",
+    "limit",
+    "after",
+    "sort",
+    "where",
+    "objectLimit",
+    "Get",
+    "Aggregate",
+    "Explore",
+    "Item",
+    "Multi",
+    "Single",
+    "Plain",
+    "Unknown",
+    "__typename",
+    "fragment",
+    "on",
+    "GetObjectsObj",
+    "WeaviateObj",
+    "query Q",
+    "mutation",
+    "subscription",
+    "\"red\"",
+    "\"\"",
+    "\"fail\"",
+    "\"bad\"",
+    "\"\"\"x\"\"\"",
+    "\"00000000-0000-0000-0000-000000000001\"",
+    "\"00000000-0000-0000-0000-000000000002\"",
+    "0.5",
+    "-1",
+    "0",
+    "1e400",
+    "-0.0",
+    "12345678901234567890",
+    "null",
+    "true",
+    "false",
+    "minimum",
+    "manualWeights",
+    "#",
+    "\n",
+    " ",
+    "\"",
+    "\\",
+    "\\u00e9",
+    "é",
+    "\u{0}",
+    "{a: {a: {a: 1}}}",
+    "[[[1]]]",
+];
+
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(VOCABULARY).prop_map(str::to_string),
+        1 => "\\PC{0,6}",
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Insert(prop::sample::Index, String),
+    Delete(prop::sample::Index, usize),
+    Replace(prop::sample::Index, usize, String),
+    /// Repeat a slice in place (nesting and long lists).
+    Duplicate(prop::sample::Index, usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let index = any::<prop::sample::Index>;
+    prop_oneof![
+        3 => (index(), fragment()).prop_map(|(i, f)| Mutation::Insert(i, f)),
+        2 => (index(), 1usize..8).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        3 => (index(), 1usize..6, fragment()).prop_map(|(i, n, f)| Mutation::Replace(i, n, f)),
+        1 => (index(), 1usize..40, 1usize..6).prop_map(|(i, n, k)| Mutation::Duplicate(i, n, k)),
+    ]
+}
+
+fn apply(chars: &mut Vec<char>, m: &Mutation) {
+    match m {
+        Mutation::Insert(i, f) => {
+            let at = i.index(chars.len() + 1);
+            chars.splice(at..at, f.chars());
+        }
+        Mutation::Delete(i, n) => {
+            let at = i.index(chars.len() + 1);
+            let end = (at + n).min(chars.len());
+            chars.drain(at..end);
+        }
+        Mutation::Replace(i, n, f) => {
+            let at = i.index(chars.len() + 1);
+            let end = (at + n).min(chars.len());
+            chars.splice(at..end, f.chars());
+        }
+        Mutation::Duplicate(i, n, k) => {
+            let at = i.index(chars.len() + 1);
+            let end = (at + n).min(chars.len());
+            let slice: Vec<char> = chars[at..end].to_vec();
+            for _ in 0..*k {
+                chars.splice(at..at, slice.iter().copied());
+            }
+        }
+    }
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(|n| json!(n)),
+        (-1e6f64..1e6).prop_map(|f| json!(f)),
+        prop::sample::select(vec![
+            "red",
+            "fail",
+            "bad",
+            "",
+            "00000000-0000-0000-0000-000000000001"
+        ])
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec![
+                        "concepts",
+                        "certainty",
+                        "moveTo",
+                        "force",
+                        "objects",
+                        "id",
+                        "image"
+                    ]),
+                    inner
+                ),
+                0..4
+            )
+            .prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
+
+fn variables() -> impl Strategy<Value = Option<Map<String, Value>>> {
+    prop_oneof![
+        3 => Just(None),
+        1 => prop::collection::vec((prop::sample::select(vec!["q", "f", "nt", "img", "c"]), json_value()), 0..4)
+            .prop_map(|kv| Some(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+    ]
+}
+
+static COUNTS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+const REFUSED: usize = 0;
+const FORWARDED: usize = 1;
+const INVALID: usize = 2;
+const REWRITTEN: usize = 3;
+const FIELD_ERRORS: usize = 4;
+
+fn assert_located(source: &str, errors: &[GqlError]) {
+    let lines = source.split('\n').count();
+    for e in errors {
+        let Location { line, column } = e.location;
+        assert!(
+            line >= 1 && line <= lines && column >= 1,
+            "{e:?} in {source:?}"
+        );
+    }
+}
+
+/// The whole pure path on one request; panics (a proptest failure) on a broken property.
+fn check(query: &str, variables: Map<String, Value>, limits: &Limits) {
+    if let Err(e) = limits::check_document(query, limits) {
+        assert!(!e.to_string().is_empty());
+        COUNTS[REFUSED].fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let view = view();
+    let request = request(query, Value::Object(variables.clone()));
+    let mut plan = match plan::plan(&request, &view) {
+        Planned::Forward => {
+            COUNTS[FORWARDED].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Planned::Invalid(errors) => {
+            COUNTS[INVALID].fetch_add(1, Ordering::Relaxed);
+            assert!(!errors.is_empty(), "invalid without errors: {query:?}");
+            assert_located(query, &errors);
+            return;
+        }
+        Planned::Rewrite(plan) => plan,
+    };
+    COUNTS[REWRITTEN].fetch_add(1, Ordering::Relaxed);
+    limits::check_plan(&mut plan, limits);
+    let mut needs = Needs::default();
+    needs.add(&plan);
+    let rewritten = rewrite(&plan, &inputs(&needs));
+    COUNTS[FIELD_ERRORS].fetch_add(rewritten.errors.len(), Ordering::Relaxed);
+    assert_located(query, &rewritten.errors);
+    for e in &rewritten.errors {
+        assert!(e.path.as_ref().is_some_and(|p| !p.is_empty()), "{e:?}");
+    }
+    // The forwarded document is valid GraphQL.
+    let tree = Parser::new(&rewritten.query).recursion_limit(256).parse();
+    let syntax: Vec<String> = tree.errors().map(|e| e.message().to_string()).collect();
+    assert!(
+        syntax.is_empty(),
+        "rewritten document does not parse: {syntax:?}\noriginal: {query:?}\nrewritten: {:?}",
+        rewritten.query
+    );
+    // ... and leaves the gateway nothing more to do.
+    let again = request_with(&rewritten.query, &request);
+    match plan::plan(&again, &view) {
+        Planned::Forward => {}
+        Planned::Rewrite(p) => assert!(
+            p.fields.is_empty(),
+            "rewritten document still needs the module:\noriginal: {query:?}\nrewritten: {:?}\n{:?}",
+            rewritten.query,
+            p.fields
+        ),
+        Planned::Invalid(errors) => panic!(
+            "rewritten document fails the module's validation: {errors:?}\noriginal: {query:?}\nrewritten: {:?}",
+            rewritten.query
+        ),
+    }
+    // Weaviate's answer, with errors anywhere in the rewritten document, maps back.
+    let mut answer = json!({
+        "data": {"Get": {"Item": "GetObjectsObj"}, "Aggregate": null},
+        "errors": [
+            {"message": "upstream", "locations": [{"line": 1, "column": 1}, {"line": 99999, "column": 5}]},
+            {"message": "upstream", "locations": [{"line": 1, "column": rewritten.query.len() + 10}]},
+            {"message": "no locations"}
+        ]
+    });
+    rewritten.map.remap_errors(&mut answer);
+    merge_field_errors(&mut answer, &rewritten.errors);
+    assert!(answer["errors"].is_array());
+}
+
+/// The rewritten document with the original request's operation name and variables.
+fn request_with(query: &str, original: &plan::Request) -> plan::Request {
+    plan::Request {
+        query: query.to_string(),
+        ..original.clone()
+    }
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(64),
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Real queries mutated at the character level.
+    #[test]
+    fn mutated_seeds(
+        seed in any::<prop::sample::Index>(),
+        mutations in prop::collection::vec(mutation(), 0..6),
+        vars in variables(),
+    ) {
+        let (source, seed_vars) = CORPUS.with(|c| c[seed.index(c.len())].clone());
+        let mut chars: Vec<char> = source.chars().collect();
+        for m in &mutations {
+            apply(&mut chars, m);
+        }
+        let query: String = chars.into_iter().collect();
+        check(&query, vars.unwrap_or(seed_vars), &Limits::default());
+    }
+
+    /// Token soups from the module's vocabulary, under small limits too.
+    #[test]
+    fn random_documents(
+        tokens in prop::collection::vec(fragment(), 0..80),
+        vars in variables(),
+        small in any::<bool>(),
+    ) {
+        let query = tokens.join(" ");
+        let limits = if small {
+            Limits { max_depth: 8, max_tokens: 60, max_concepts: 1, max_concept_bytes: 4, max_move_objects: 1, ..Limits::default() }
+        } else {
+            Limits::default()
+        };
+        check(&query, vars.unwrap_or_default(), &limits);
+    }
+
+    /// Seeds nested deeply (selections or values), around the depth limits.
+    #[test]
+    fn deeply_nested_seeds(
+        seed in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        wrapper in prop::sample::select(vec![("{ a ", "}"), ("[", "]"), ("{a: ", "}"), ("... on GetObjectsObj { ", "}")]),
+        depth in prop_oneof![1usize..300, Just(10_000usize)],
+    ) {
+        let (source, vars) = CORPUS.with(|c| c[seed.index(c.len())].clone());
+        let mut chars: Vec<char> = source.chars().collect();
+        let i = at.index(chars.len() + 1);
+        let inner: String = chars[i..].iter().take(12).collect();
+        let nested = format!("{}{inner}{}", wrapper.0.repeat(depth), wrapper.1.repeat(depth));
+        let end = (i + inner.chars().count()).min(chars.len());
+        chars.splice(i..end, nested.chars());
+        let query: String = chars.into_iter().collect();
+        let limits = Limits { max_depth: limits::MAX_DEPTH_CEILING, ..Limits::default() };
+        check(&query, vars, &limits);
+    }
+}
+
+/// Every seed as it is: each must be planned without panicking (and most rewritten).
+#[test]
+fn seeds_as_they_are() {
+    let corpus = corpus();
+    for (query, vars) in &corpus {
+        check(query, vars.clone(), &Limits::default());
+    }
+    eprintln!("fuzz_graphql::seeds_as_they_are: {} seeds", corpus.len());
+}
+
+/// Runs last in a `--test-threads=1` run; prints the case counts (`scripts/fuzz.sh`).
+#[test]
+fn zz_report_counts() {
+    let [refused, forwarded, invalid, rewritten, field_errors] =
+        COUNTS.each_ref().map(|c| c.load(Ordering::Relaxed));
+    eprintln!(
+        "fuzz_graphql: {} documents: {refused} refused by limits, {forwarded} forwarded, {invalid} invalid, {rewritten} rewritten ({field_errors} field errors)",
+        refused + forwarded + invalid + rewritten
+    );
+}
