@@ -20,7 +20,7 @@ TARGETS=(
   "gateway fuzz_graphql 1500"
   "vectorizer fuzz_base64 4000"
   "vectorizer fuzz_images 400"
-  # "gateway fuzz_grpc N"   # the gRPC wire splicer: added with the gRPC work
+  "gateway fuzz_grpc 3000"
 )
 
 for t in "${TARGETS[@]}"; do

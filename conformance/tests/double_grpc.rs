@@ -699,3 +699,28 @@ async fn api_keys_in_metadata() {
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn certainty_needs_a_cosine_index() {
+    let d = Double::new();
+    d.store()
+        .create_class(json!({"class": "Dotty", "vectorIndexConfig": {"distance": "dot"}}))
+        .unwrap();
+    let mut h = start(d).await;
+    let search = |certainty: bool| SearchRequest {
+        collection: "Dotty".into(),
+        near_vector: Some(near(&[1.0, 0.0])),
+        metadata: Some(MetadataRequest {
+            certainty,
+            distance: true,
+            ..MetadataRequest::default()
+        }),
+        ..SearchRequest::default()
+    };
+    let err = h.client.search(search(true)).await.unwrap_err();
+    assert_eq!(
+        err.message(),
+        "can't compute and return certainty when vector index is configured with dot distance"
+    );
+    assert!(h.client.search(search(false)).await.is_ok());
+}

@@ -24,6 +24,10 @@ pub const HTTP_REQUEST_DURATION: &str = "clipgate_http_request_duration_seconds"
 pub const UPSTREAM_REQUEST_DURATION: &str = "clipgate_upstream_request_duration_seconds";
 /// Failed upstream requests, by kind (`upstream_unreachable`, `upstream_timeout`, …).
 pub const UPSTREAM_ERRORS_TOTAL: &str = "clipgate_upstream_errors_total";
+/// gRPC calls answered by clipgate, by method and outcome (`forwarded` or `refused`).
+pub const GRPC_REQUESTS_TOTAL: &str = "clipgate_grpc_requests_total";
+/// Latency of gRPC calls until the response headers, by method.
+pub const GRPC_REQUEST_DURATION: &str = "clipgate_grpc_request_duration_seconds";
 
 /// The header carrying the request id, generated when the client sent none, forwarded upstream
 /// and returned to the client.
@@ -67,6 +71,15 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
+    metrics::describe_counter!(
+        GRPC_REQUESTS_TOTAL,
+        "gRPC calls answered by clipgate, by method and outcome (forwarded upstream or refused by clipgate)"
+    );
+    metrics::describe_histogram!(
+        GRPC_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Latency of gRPC calls until the response headers, by method"
+    );
     metrics::describe_counter!(
         HTTP_REQUESTS_TOTAL,
         "HTTP requests answered by clipgate, by route and status"
@@ -115,6 +128,15 @@ pub(crate) fn record_upstream_duration(elapsed: Duration) {
 
 pub(crate) fn record_upstream_error(kind: &'static str) {
     metrics::counter!(UPSTREAM_ERRORS_TOTAL, "kind" => kind).increment(1);
+}
+
+/// Counts one gRPC call and records its latency (`method`: the last path segment).
+pub(crate) fn record_grpc(method: &str, refused: bool, elapsed: Duration) {
+    let method = method.to_owned();
+    metrics::histogram!(GRPC_REQUEST_DURATION, "method" => method.clone())
+        .record(elapsed.as_secs_f64());
+    let outcome = if refused { "refused" } else { "forwarded" };
+    metrics::counter!(GRPC_REQUESTS_TOTAL, "method" => method, "outcome" => outcome).increment(1);
 }
 
 /// Middleware: counts every request by route and status and records its latency.

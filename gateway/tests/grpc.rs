@@ -652,3 +652,21 @@ impl tonic::codec::Decoder for RawCodec {
         Ok(Some(out))
     }
 }
+
+#[tokio::test]
+async fn search_limits_apply_to_grpc_too() {
+    let mut g = start().await;
+    import_shapes(&mut g, "Shape").await;
+    let many = SearchRequest {
+        near_text: Some(NearTextSearch {
+            query: (0..101).map(|i| format!("concept {i}")).collect(),
+            ..Default::default()
+        }),
+        ..search("Shape")
+    };
+    let status = g.client.search(many).await.expect_err("refused");
+    assert_eq!(
+        status.message(),
+        "nearText asks to vectorize 101 texts (concepts and move concepts), over clipgate's limit of 100 (--max-concepts)"
+    );
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -88,6 +88,7 @@ async fn record(State(recorder): State<Recorder>, request: Request) -> Response 
 /// clip-managed class `Shape` (stored upstream as `none` + moduleConfig, as the gateway stores
 /// clip classes).
 async fn recorded() -> (TestEnv, Recorder) {
+    logs();
     let (double, _task) = conformance::double::spawn()
         .await
         .expect("the double starts");
@@ -339,20 +340,31 @@ impl std::io::Write for Captured {
     }
 }
 
-/// The request span carries the id (so every log line of the request does); headers, the query
-/// and credentials are never logged, even at DEBUG. The subscriber is this thread's default and
-/// the runtime is single-threaded, so it sees the gateway's tasks.
-#[tokio::test(flavor = "current_thread")]
-async fn logs_carry_the_request_id_and_never_credentials() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+static LOGS: OnceLock<Captured> = OnceLock::new();
 
+/// This test binary's logs at DEBUG, captured by a process-wide subscriber installed before any
+/// test does anything (a thread-local one misses events when another test thread registered the
+/// callsite first). Every test of this file calls it first.
+fn logs() -> &'static Captured {
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
+/// The request span carries the id (so every log line of the request does); headers, the query
+/// and credentials are never logged, even at DEBUG (the capture holds every test's logs, and
+/// every test here sends credentials).
+#[tokio::test]
+async fn logs_carry_the_request_id_and_never_credentials() {
+    let captured = logs();
     let (env, recorder) = recorded().await;
     let (status, _, _) = send(
         &env,
@@ -574,6 +586,7 @@ async fn the_readme_metrics_table_matches_metrics() {
 
 #[tokio::test]
 async fn the_dashboard_is_served_from_memory_without_external_resources() {
+    logs();
     let env = common::start().await;
     let page = env
         .client

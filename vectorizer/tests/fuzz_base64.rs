@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use vectorizer::image::base64::decode_python;
 use vectorizer::EmbedError;
 
@@ -26,6 +27,10 @@ fn cases(default: u32) -> u32 {
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: cases(128),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/fuzz_base64.txt"
+        )))),
         ..ProptestConfig::default()
     }
 }

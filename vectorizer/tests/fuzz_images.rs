@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use vectorizer::image::{decode_rgb, preprocess_base64, ImageConfig};
 use vectorizer::EmbedError;
 
@@ -179,7 +180,11 @@ static CASES: AtomicUsize = AtomicUsize::new(0);
 static DECODED: AtomicUsize = AtomicUsize::new(0);
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/fuzz_images.txt"
+        )))),
+        ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_images_decode_or_fail_cleanly(

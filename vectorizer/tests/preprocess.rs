@@ -83,16 +83,7 @@ fn resize_and_crop_match_pil_exactly() {
             .collect();
         let max = diffs.iter().copied().max().unwrap_or(0);
         let count = diffs.iter().filter(|d| **d > 0).count();
-        // Known gap (see KNOWN_GAPS in tests/parity.rs): JPEG decoding (zune-jpeg vs
-        // libjpeg-turbo differ by a few units on some pixels).
-        let known_gap = rel.ends_with(".jpg");
-        if known_gap {
-            println!(
-                "{rel}: {count} of {} values differ, max {max} (known gap)",
-                diffs.len()
-            );
-        }
-        if max > if known_gap { 3 } else { 0 } {
+        if max > 0 {
             failures.push(format!(
                 "{rel}: {count} of {} values differ, max {max}",
                 diffs.len()

@@ -140,7 +140,8 @@ pub fn check_plan(plan: &mut Plan, limits: &Limits) {
     }
 }
 
-fn check_edit(edit: &Edit, limits: &Limits) -> Result<(), LimitError> {
+/// The per-search limits of one edit (also applied to gRPC searches).
+pub fn check_edit(edit: &Edit, limits: &Limits) -> Result<(), LimitError> {
     match edit {
         Edit::Remove => Ok(()),
         Edit::Near(near) => match &near.query {

@@ -407,6 +407,11 @@ fn hybrid_edit(root: Root, hybrid: &Value) -> Result<Option<Edit>, String> {
             },
         })));
     }
+    if first_search(hybrid).is_some_and(|s| present(s, "nearVector")) {
+        // The client gave the vector in `searches[0].nearVector`: adding `vector` would make
+        // Weaviate refuse the query ("cannot have both vector and nearVectorParams", spec §2.4).
+        return Ok(None);
+    }
     let alpha = hybrid
         .field("alpha")
         .and_then(Value::as_f64)

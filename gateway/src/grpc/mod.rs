@@ -38,6 +38,8 @@ use tonic::{Code, Status};
 use weaviate_proto::paths;
 
 use crate::graphql::embed::{compute, UpstreamObjects};
+use crate::graphql::limits::Limits;
+use crate::observability;
 use crate::server::AppState;
 use search::{Kind, Planned, SearchError};
 
@@ -112,6 +114,7 @@ pub async fn spawn_with(state: GrpcState) -> std::io::Result<(SocketAddr, JoinHa
 }
 
 async fn handle(State(state): State<GrpcState>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let path = request.uri().path().to_string();
     let result = match path.as_str() {
         paths::SEARCH => rewrite_search(&state, request, Kind::Search).await,
@@ -119,6 +122,8 @@ async fn handle(State(state): State<GrpcState>, request: Request) -> Response {
         paths::BATCH_OBJECTS => batch_objects(&state, request).await,
         _ => Ok(forward(&state, request).await),
     };
+    let method = path.rsplit('/').next().unwrap_or_default();
+    observability::record_grpc(method, result.is_err(), started.elapsed());
     result.unwrap_or_else(|status| {
         tracing::debug!(%path, code = ?status.code(), message = status.message(), "gRPC request refused");
         status.into_http()
@@ -216,7 +221,8 @@ async fn rewrite_search(
         .view(&app.upstream, &parts.headers)
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    let plan = match search::plan(kind, message, &view).map_err(refused)? {
+    let limits = Limits::from_config(&app.config);
+    let plan = match search::plan(kind, message, &view, &limits).map_err(refused)? {
         Planned::Forward => return Ok(forward(state, with_body(&parts, bytes.clone())).await),
         Planned::Rewrite(plan) => plan,
     };

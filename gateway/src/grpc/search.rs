@@ -18,6 +18,7 @@ use weaviate_proto::v1::{
 use super::wire::{self, Field, WireError};
 use crate::graphql::embed::{concepts_mean, near_vectors, text_vector, Inputs, Needs, Scope};
 use crate::graphql::errors::Root;
+use crate::graphql::limits::{self, Limits};
 use crate::graphql::literal::Value;
 use crate::graphql::validate::{self, Edit, HybridSource, NEAR_IMAGE, NEAR_TEXT};
 use crate::import::managed_class;
@@ -117,8 +118,14 @@ pub fn mentions_module_search(kind: Kind, message: &[u8]) -> Result<bool, WireEr
         .any(|f| [n.near_text, n.near_image, n.hybrid].contains(&f.number)))
 }
 
-/// Decides the rewrite of `message` (a `SearchRequest` or `AggregateRequest`) against `view`.
-pub fn plan(kind: Kind, message: &[u8], view: &SchemaView) -> Result<Planned, SearchError> {
+/// Decides the rewrite of `message` (a `SearchRequest` or `AggregateRequest`) against `view`;
+/// searches over the per-search limits (concepts, text size, move objects) are refused.
+pub fn plan(
+    kind: Kind,
+    message: &[u8],
+    view: &SchemaView,
+    limits: &Limits,
+) -> Result<Planned, SearchError> {
     let fields = wire::fields(message)?;
     let n = kind.numbers();
     let decoded = Decoded::read(kind, message)?;
@@ -169,6 +176,7 @@ pub fn plan(kind: Kind, message: &[u8], view: &SchemaView) -> Result<Planned, Se
     let edits = validate::class_field(kind.root(), class, &args).map_err(SearchError::Refused)?;
     let mut numbered = Vec::new();
     for (name, edit) in edits {
+        limits::check_edit(&edit, limits).map_err(|e| SearchError::Refused(e.to_string()))?;
         let number = match name.as_str() {
             NEAR_TEXT => n.near_text,
             NEAR_IMAGE => n.near_image,

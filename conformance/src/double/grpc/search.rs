@@ -16,7 +16,7 @@ use super::{filters, properties, GrpcError};
 use crate::double::graphql::exec::get_error;
 use crate::double::search::{self, Hit, HybridSearch, QueryVector, SearchParams, VectorSearch};
 use crate::double::store::Db;
-use crate::double::vector::certainty_from_distance;
+use crate::double::vector::{certainty_from_distance, Metric};
 
 /// Weaviate's `QUERY_DEFAULTS_LIMIT`.
 const DEFAULT_LIMIT: usize = 10;
@@ -73,6 +73,18 @@ pub fn search(db: &Db, req: &SearchRequest) -> Result<SearchReply, GrpcError> {
         (None, Some(no)) => Some(near::near_object(no)?),
         (None, None) => None,
     };
+
+    if req.metadata.as_ref().is_some_and(|m| m.certainty) {
+        let target = vector
+            .as_ref()
+            .and_then(|v| v.targets.first())
+            .map(String::as_str);
+        if let Some(m) = info.metric(target).filter(|m| *m != Metric::Cosine) {
+            return Err(GrpcError::msg(
+                search::SearchError::CertaintyNotCosine(m).to_string(),
+            ));
+        }
+    }
 
     let mut scores: Vec<f32> = Vec::new();
     let hits: Vec<Hit> = if let Some(vs) = &vector {

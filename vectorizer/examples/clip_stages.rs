@@ -1,0 +1,218 @@
+//! Where the time of one CLIP query goes (issue 2 speed): per-stage times of clipgate's path
+//! next to a raw tract run of the same ONNX files with concrete shapes, all in one process and
+//! interleaved iteration by iteration, so that the shared 2-core machine's noise hits every
+//! variant alike. Prints min and median ms per variant.
+//!
+//! `cargo run --release -p vectorizer --example clip_stages [-- ITERS]`; the model directory
+//! is `fixtures/bench/vit-b32` (fixtures/scripts/make_bench_model.py) or CLIPGATE_BENCH_MODEL.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::*;
+use vectorizer::tract::plans::{TextTower, VisionTower};
+use vectorizer::{Embedder, ModelOptions, TractClip};
+
+type Plan = Arc<TypedRunnableModel>;
+
+fn raw_plan(path: &Path, facts: Vec<InferenceFact>, output: &str) -> TractResult<Plan> {
+    let mut model = tract_onnx::onnx().model_for_path(path)?;
+    let outs = model.output_outlets()?.to_vec();
+    let chosen = outs
+        .iter()
+        .find(|o| model.outlet_label(**o) == Some(output))
+        .copied()
+        .unwrap_or(outs[0]);
+    model.select_output_outlets(&[chosen])?;
+    for (ix, f) in facts.into_iter().enumerate() {
+        model.set_input_fact(ix, f)?;
+    }
+    model.into_optimized()?.into_runnable()
+}
+
+fn png_b64() -> String {
+    let img = image::RgbImage::from_fn(224, 224, |x, y| {
+        image::Rgb([(x * 255 / 224) as u8, (y * 255 / 224) as u8, 90])
+    });
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .expect("png");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+struct Stats {
+    name: String,
+    ms: Vec<f64>,
+}
+
+fn report(stats: &mut [Stats]) {
+    for s in stats {
+        s.ms.sort_by(f64::total_cmp);
+        let med = s.ms[s.ms.len() / 2];
+        println!("{:<48} min {:>8.2}  median {:>8.2}", s.name, s.ms[0], med);
+    }
+}
+
+fn main() -> TractResult<()> {
+    let iters: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::var_os("CLIPGATE_BENCH_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("fixtures/bench/vit-b32"));
+    let text_onnx = dir.join("onnx/text_model.onnx");
+    let vision_onnx = dir.join("onnx/vision_model.onnx");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    let t0 = Instant::now();
+    let opts = ModelOptions {
+        model_dir: dir.clone(),
+        ..ModelOptions::default()
+    };
+    let model = TractClip::load(&opts)?;
+    let nowait = TractClip::load(&ModelOptions {
+        batch_wait: Duration::ZERO,
+        ..opts.clone()
+    })?;
+    eprintln!("clipgate models loaded in {:.1} s", t0.elapsed().as_secs_f64());
+
+    let text = "a photo of a cat".to_string();
+    let ids = model.tokenize(&text)?;
+    let len = ids.len();
+    eprintln!("{len} tokens");
+    let b64 = png_b64();
+
+    let t0 = Instant::now();
+    let mut tower = TextTower::load(&text_onnx, "text_embeds")?;
+    tower.plan(8)?;
+    tower.plan(len)?;
+    let vtower = VisionTower::load(&vision_onnx, 224, 224)?;
+    let i64f = |l: usize| InferenceFact::dt_shape(i64::datum_type(), tvec![1, l]);
+    let raw_text = raw_plan(&text_onnx, vec![i64f(len), i64f(len)], "text_embeds")?;
+    let raw_text8 = raw_plan(&text_onnx, vec![i64f(8), i64f(8)], "text_embeds")?;
+    let raw_vision = raw_plan(
+        &vision_onnx,
+        vec![InferenceFact::dt_shape(
+            f32::datum_type(),
+            tvec![1, 3, 224, 224],
+        )],
+        "image_embeds",
+    )?;
+    eprintln!("raw plans built in {:.1} s", t0.elapsed().as_secs_f64());
+
+    let ids_t = Tensor::from_shape(&[1, len], &ids)?;
+    let mask_t = Tensor::from_shape(&[1, len], &vec![1i64; len])?;
+    let mut ids8 = ids.clone();
+    ids8.resize(8, 0);
+    let ids8_t = Tensor::from_shape(&[1, 8], &ids8)?;
+    let mut m8 = vec![1i64; len];
+    m8.resize(8, 0);
+    let mask8_t = Tensor::from_shape(&[1, 8], &m8)?;
+    let pixels = model.preprocess_image(&b64)?;
+    let pix_t = Tensor::from_shape(&[1, 3, 224, 224], &pixels)?;
+
+    let exec = Executor::multithread_with_name(2, "stages");
+    let texts = vec![text.clone()];
+    let images = vec![b64.clone()];
+
+    let names = [
+        "text: tokenize",
+        "text: TractClip.embed_texts (2 ms wait)",
+        "text: TractClip.embed_texts (no wait)",
+        "text: TextTower.run, sym N, bucket 8",
+        "text: TextTower.run, sym N, exact len",
+        "text: raw tract concrete [1,len]",
+        "text: raw tract concrete [1,8] padded",
+        "image: preprocess (base64+PNG+resize)",
+        "image: TractClip.embed_images (2 ms wait)",
+        "image: TractClip.embed_images (no wait)",
+        "image: VisionTower.run, sym N",
+        "image: raw tract concrete [1,3,224,224]",
+    ];
+    let mut stats: Vec<Stats> = names
+        .iter()
+        .map(|n| Stats {
+            name: n.to_string(),
+            ms: Vec::new(),
+        })
+        .collect();
+    for it in 0..iters + 1 {
+        let mut times = Vec::new();
+        let mut time = |f: &mut dyn FnMut() -> TractResult<()>| -> TractResult<()> {
+            let t = Instant::now();
+            f()?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            Ok(())
+        };
+        time(&mut || {
+            model.tokenize(&text)?;
+            Ok(())
+        })?;
+        for m in [&model, &nowait] {
+            time(&mut || {
+                for r in rt.block_on(m.embed_texts(&texts)) {
+                    r?;
+                }
+                Ok(())
+            })?;
+        }
+        multithread_tract_scope(exec.clone(), || -> TractResult<()> {
+            time(&mut || {
+                tower.run(std::slice::from_ref(&ids), 8, 0)?;
+                Ok(())
+            })?;
+            time(&mut || {
+                tower.run(std::slice::from_ref(&ids), len, 0)?;
+                Ok(())
+            })?;
+            time(&mut || {
+                raw_text.run(tvec![ids_t.clone().into(), mask_t.clone().into()])?;
+                Ok(())
+            })?;
+            time(&mut || {
+                raw_text8.run(tvec![ids8_t.clone().into(), mask8_t.clone().into()])?;
+                Ok(())
+            })
+        })?;
+        time(&mut || {
+            model.preprocess_image(&b64)?;
+            Ok(())
+        })?;
+        for m in [&model, &nowait] {
+            time(&mut || {
+                for r in rt.block_on(m.embed_images(&images)) {
+                    r?;
+                }
+                Ok(())
+            })?;
+        }
+        multithread_tract_scope(exec.clone(), || -> TractResult<()> {
+            time(&mut || {
+                vtower.run(&[pixels.as_slice()])?;
+                Ok(())
+            })?;
+            time(&mut || {
+                raw_vision.run(tvec![pix_t.clone().into()])?;
+                Ok(())
+            })
+        })?;
+        if it > 0 {
+            for (s, t) in stats.iter_mut().zip(times) {
+                s.ms.push(t);
+            }
+        }
+    }
+    println!("{iters} interleaved iterations, ms:");
+    report(&mut stats);
+    Ok(())
+}
