@@ -17,25 +17,42 @@ SCALE="${FUZZ_SCALE:-1}"
 
 # crate  test-target  cases (per property test)
 TARGETS=(
-  "gateway fuzz_graphql 1500"
-  "vectorizer fuzz_base64 4000"
-  "vectorizer fuzz_images 400"
+  "gateway fuzz_graphql 3000"
+  "vectorizer fuzz_base64 50000"
+  "vectorizer fuzz_images 5000"
   "gateway fuzz_grpc 3000"
 )
 
-for t in "${TARGETS[@]}"; do
-  read -r crate target _ <<<"$t"
-  cargo test -q -p "$crate" --test "$target" --no-run 2>&1 | grep -v '^\s*$' || true
-done
+# The built test executable of `cargo test -p CRATE --test TARGET` (built here, so that the
+# timings below are the fuzzing's own, not cargo's or a wait for its build lock).
+executable() {
+  cargo test -q -p "$1" --test "$2" --no-run --message-format=json 2>/dev/null |
+    grep -o "\"executable\":\"[^\"]*/$2-[0-9a-f]*\"" | sed 's/^"executable":"//; s/"$//' | tail -n 1 || true
+}
 
 status=0
-total_start=$EPOCHREALTIME
+declare -a BINARIES=()
 for t in "${TARGETS[@]}"; do
-  read -r crate target cases <<<"$t"
+  read -r crate target _ <<<"$t"
+  bin=$(executable "$crate" "$target")
+  if [ -z "$bin" ]; then
+    echo "$target: build failed:"
+    cargo test -q -p "$crate" --test "$target" --no-run 2>&1 | tail -n 40
+    status=1
+  fi
+  BINARIES+=("$bin")
+done
+
+total_start=$EPOCHREALTIME
+for i in "${!TARGETS[@]}"; do
+  read -r crate target cases <<<"${TARGETS[$i]}"
+  bin=${BINARIES[$i]}
+  [ -n "$bin" ] || continue
   cases=$((cases * SCALE))
   log=$(mktemp)
   start=$EPOCHREALTIME
-  if PROPTEST_CASES="$cases" cargo test -q -p "$crate" --test "$target" -- --test-threads=1 --nocapture >"$log" 2>&1; then
+  # Tests run in their crate's directory, as under `cargo test`.
+  if (cd "$crate" && PROPTEST_CASES="$cases" "$bin" --test-threads=1 --nocapture) >"$log" 2>&1; then
     verdict=ok
   else
     verdict=FAILED
@@ -43,7 +60,7 @@ for t in "${TARGETS[@]}"; do
   fi
   secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {print b - a}')
   printf '%-14s %-6s PROPTEST_CASES=%-6s %6.1f s\n' "$target" "$verdict" "$cases" "$secs"
-  grep -E '^fuzz_|^gif frame|test result' "$log" | sed 's/^/    /' || true
+  grep -Eo 'fuzz_[a-z0-9_]*(::[a-z0-9_]+)?: .*|gif frame.*|test result.*' "$log" | sed 's/^/    /' || true
   if [ "$verdict" = FAILED ]; then
     tail -n 60 "$log"
   fi

@@ -52,11 +52,13 @@ stage() {
 stage "cargo fmt" "$ART/fmt.log" cargo fmt --all -- --check
 stage "cargo clippy" "$ART/clippy.log" cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo test" "$ART/cargo-test.log" cargo test --workspace
+stage "fuzz (proptest)" "$ART/fuzz.log" scripts/fuzz.sh
 stage "build binaries" "$ART/build.log" cargo build -p gateway --bin clipgate -p conformance --bin clipgate-conformance
 
 # --- clipgate on a free loopback port, embedded Weaviate double, bundled fixture model ---------
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
+GRPC_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 CLIPGATE_PID=""
 stop_clipgate() {
   if [ -n "$CLIPGATE_PID" ]; then
@@ -87,7 +89,7 @@ PY
 banner "starting clipgate on $URL (log: $ART/clipgate.log)"
 BIN="${CARGO_TARGET_DIR:-target}/debug"
 if [ -x "$BIN/clipgate" ]; then
-  RUST_LOG="${RUST_LOG:-info}" "$BIN/clipgate" serve --listen "127.0.0.1:$PORT" >"$ART/clipgate.log" 2>&1 &
+  RUST_LOG="${RUST_LOG:-info}" "$BIN/clipgate" serve --listen "127.0.0.1:$PORT" --grpc-listen "127.0.0.1:$GRPC_PORT" >"$ART/clipgate.log" 2>&1 &
   CLIPGATE_PID=$!
 fi
 if [ -n "$CLIPGATE_PID" ] && wait_ready "$URL"; then
@@ -101,6 +103,10 @@ if [ -n "$CLIPGATE_PID" ] && wait_ready "$URL"; then
       env CLIPGATE_URL="$URL" .venv-clients/bin/python tests/clients/python/scenario_v3.py
     stage "weaviate-ts-client 2.x" "$ART/client-ts.log" \
       env CLIPGATE_URL="$URL" node tests/clients/ts/scenario.mjs
+    stage "python weaviate-client v4" "$ART/client-python-v4.log" \
+      env CLIPGATE_URL="$URL" CLIPGATE_GRPC="127.0.0.1:$GRPC_PORT" .venv-clients-v4/bin/python tests/clients/python/scenario_v4.py
+    stage "weaviate-client 3.x (ts)" "$ART/client-ts-v3.log" \
+      env CLIPGATE_URL="$URL" CLIPGATE_GRPC="127.0.0.1:$GRPC_PORT" node tests/clients/ts-v3/scenario.mjs
   else
     record "client dependencies" 1 /dev/null
   fi

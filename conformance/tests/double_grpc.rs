@@ -724,3 +724,63 @@ async fn certainty_needs_a_cosine_index() {
     );
     assert!(h.client.search(search(false)).await.is_ok());
 }
+
+#[tokio::test]
+async fn aggregate_text_and_boolean_metrics() {
+    use aggregate_reply::aggregations::aggregation::Aggregation as Rep;
+    use aggregate_request::aggregation::{Aggregation as Req, Boolean, Text};
+    let (_d, mut h) = shapes().await;
+    let reply = h
+        .client
+        .aggregate(AggregateRequest {
+            collection: "Shape".into(),
+            aggregations: vec![
+                aggregate_request::Aggregation {
+                    property: "tags".into(),
+                    aggregation: Some(Req::Text(Text {
+                        count: true,
+                        top_occurences: true,
+                        top_occurences_limit: Some(2),
+                        ..Default::default()
+                    })),
+                },
+                aggregate_request::Aggregation {
+                    property: "round".into(),
+                    aggregation: Some(Req::Boolean(Boolean {
+                        total_true: true,
+                        percentage_true: true,
+                        ..Default::default()
+                    })),
+                },
+            ],
+            ..AggregateRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(aggregate_reply::Result::SingleResult(single)) = reply.result else {
+        panic!()
+    };
+    assert_eq!(single.objects_count, None);
+    let aggs = single.aggregations.unwrap().aggregations;
+    let Some(Rep::Text(text)) = &aggs[0].aggregation else {
+        panic!("{aggs:?}")
+    };
+    assert_eq!(text.count, Some(8));
+    let top: Vec<(&str, i64)> = text
+        .top_occurences
+        .as_ref()
+        .unwrap()
+        .items
+        .iter()
+        .map(|i| (i.value.as_str(), i.occurs))
+        .collect();
+    assert_eq!(top, [("circle", 2), ("red", 2)]);
+    let Some(Rep::Boolean(b)) = &aggs[1].aggregation else {
+        panic!("{aggs:?}")
+    };
+    assert_eq!(
+        (b.total_true, b.percentage_true, b.total_false),
+        (Some(2), Some(0.5), None)
+    );
+}

@@ -39,6 +39,8 @@ pub struct AppState {
     pub upstream: Upstream,
     pub embedder: Arc<dyn Embedder>,
     pub schema: SchemaCache,
+    /// Rewritten GraphQL documents by request body (`graphql::memo`).
+    pub memo: crate::graphql::memo::RewriteMemo,
 }
 
 impl AppState {
@@ -56,7 +58,9 @@ impl AppState {
         )?
         .with_max_in_flight(config.max_upstream_requests);
         let schema = SchemaCache::new(config.schema_ttl);
+        let memo = crate::graphql::memo::RewriteMemo::for_cache_mb(config.cache_mb);
         Ok(Self {
+            memo,
             config: Arc::new(config),
             upstream,
             embedder,

@@ -416,3 +416,59 @@ async fn forwarded_vector_of_near_text_with_moves_is_bit_exact() {
         vec![Some("Bearer caller-key".to_string())]
     );
 }
+
+/// The rewritten-document cache (`graphql::memo`): a repeated body is answered as the first one
+/// was; move objects (read from Weaviate) are never kept; a refreshed schema is never mixed with
+/// an old rewrite.
+#[tokio::test]
+async fn rewritten_documents_are_reused_only_when_nothing_else_can_change() {
+    let (env, stored) = shapes().await;
+    let query = r#"{ Get { Shape(nearText: {concepts: ["a red circle"]}, limit: 3) { name _additional { distance certainty } } } }"#;
+    let body = bytes::Bytes::from(json!({ "query": query }).to_string());
+    let send = |body: bytes::Bytes| {
+        let env = &env;
+        async move {
+            let response = env
+                .client
+                .post(env.url("/v1/graphql"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("answer");
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let first = send(body.clone()).await;
+    assert!(
+        env.state.memo.get(&body).await.is_some(),
+        "the rewrite is kept"
+    );
+    let second = send(body.clone()).await;
+    assert_eq!(first, second);
+    let expected = ranking(&stored, &text_vector(&env, "a red circle").await);
+    assert_hits(&second["data"]["Get"]["Shape"], &expected, 3);
+
+    // A schema change made through the gateway (or a TTL refresh) invalidates the view: the kept
+    // rewrite is not used with the new view, and the answer is still right.
+    env.state.schema.invalidate();
+    let third = send(body.clone()).await;
+    assert_eq!(first, third);
+    let kept = env.state.memo.get(&body).await.expect("re-kept");
+    let view = env
+        .state
+        .schema
+        .view(&env.state.upstream, &http::HeaderMap::new())
+        .await
+        .expect("view");
+    assert!(kept.planned_against(&view));
+
+    // Move objects are read from Weaviate with the caller's credentials: never kept.
+    let moved = format!(
+        r#"{{ Get {{ Shape(nearText: {{concepts: ["a red circle"], moveTo: {{force: 0.5, objects: [{{id: "00000000-0000-0000-0000-000000000004"}}]}}}}, limit: 3) {{ name }} }} }}"#
+    );
+    let moved_body = bytes::Bytes::from(json!({ "query": moved }).to_string());
+    let answer = send(moved_body.clone()).await;
+    assert!(answer["data"]["Get"]["Shape"].is_array(), "{answer}");
+    assert!(env.state.memo.get(&moved_body).await.is_none());
+}

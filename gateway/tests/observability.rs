@@ -473,8 +473,8 @@ async fn hanging_up_container() -> String {
     common::base(addr)
 }
 
-/// After traffic that exercises every part (GraphQL rewrite and field errors, imports, the
-/// proxy, an unreachable upstream, cache hits, misses and evictions, the local model, a remote
+/// After traffic that exercises every part (GraphQL rewrite, its document cache and field
+/// errors, imports, the proxy, a gRPC call, an unreachable upstream, cache hits, misses and evictions, the local model, a remote
 /// container that hangs up), `/metrics` exports exactly the metrics of the README table, with the
 /// table's types.
 #[tokio::test]
@@ -512,6 +512,36 @@ async fn the_readme_metrics_table_matches_metrics() {
         .await
         .expect("answer");
     assert_eq!(response.status(), 502);
+
+    // One gRPC call through clipgate's gRPC endpoint (to the double's gRPC API).
+    let double = conformance::double::Double::new();
+    let (grpc_double, _task) = conformance::double::grpc::spawn(double.clone())
+        .await
+        .expect("double gRPC starts");
+    let config = Config {
+        weaviate_grpc_url: Some(format!("http://{grpc_double}")),
+        ..Config::default()
+    };
+    let grpc_env = common::start_double_with(double, config).await;
+    let state = gateway::grpc::GrpcState::new(grpc_env.state.clone()).expect("gRPC state");
+    let (grpc_addr, _task) = gateway::grpc::spawn_with(state)
+        .await
+        .expect("gRPC listener");
+    let channel = tonic::transport::Channel::from_shared(common::base(grpc_addr))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let search = weaviate_proto::v1::SearchRequest {
+        collection: "Nothing".to_string(),
+        limit: 1,
+        uses_127_api: true,
+        ..Default::default()
+    };
+    // Whatever the double answers (no such class), the call went through clipgate.
+    let _ = weaviate_proto::v1::weaviate_client::WeaviateClient::new(channel)
+        .search(search)
+        .await;
 
     // Evictions: a cache with room for two vectors.
     let dimensions = env.embedder().embed_texts(&["probe".to_string()]).await[0]

@@ -221,13 +221,15 @@ def expected(samples):
         "hit-ratio": hits / (hits + misses) if hits + misses > 0 else None,
         "cache-hits": hits,
         "cache-misses": misses,
+        "rewrite-cache-hits": total(samples, "clipgate_graphql_rewrite_cache_hits_total"),
         "cache-entries": total(samples, "clipgate_cache_entries"),
         "cache-bytes": total(samples, "clipgate_cache_bytes"),
         "cache-evictions": total(samples, "clipgate_cache_evictions_total"),
         "inference-p50": quantile(0.5, latency),
         "inference-p99": quantile(0.99, latency),
         "inference-count": total(samples, "clipgate_inference_duration_seconds_count"),
-        "requests-total": total(samples, "clipgate_http_requests_total"),
+        "requests-total": total(samples, "clipgate_http_requests_total")
+        + total(samples, "clipgate_grpc_requests_total"),
         "errors-5xx": total(
             samples, "clipgate_http_requests_total", lambda l: l.get("status", "").startswith("5")
         ),
@@ -481,6 +483,7 @@ def run(args):
             "hit-ratio",
             "cache-hits",
             "cache-misses",
+            "rewrite-cache-hits",
             "cache-entries",
             "cache-bytes",
             "cache-evictions",

@@ -84,7 +84,10 @@ fn main() -> TractResult<()> {
         batch_wait: Duration::ZERO,
         ..opts.clone()
     })?;
-    eprintln!("clipgate models loaded in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "clipgate models loaded in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     let text = "a photo of a cat".to_string();
     let ids = model.tokenize(&text)?;

@@ -307,7 +307,10 @@ fn sof_offset(jpeg: &[u8]) -> usize {
 fn truncated_jpegs_are_errors_at_every_cut() {
     use vectorizer::image::{decode_rgb, DEFAULT_MAX_IMAGE_PIXELS};
     for (name, jpeg) in fixture_jpegs() {
-        assert!(decode_rgb(&jpeg, DEFAULT_MAX_IMAGE_PIXELS).is_ok(), "{name}");
+        assert!(
+            decode_rgb(&jpeg, DEFAULT_MAX_IMAGE_PIXELS).is_ok(),
+            "{name}"
+        );
         let tail = jpeg.len().saturating_sub(24)..jpeg.len();
         for cut in (0..jpeg.len()).step_by(5).chain(tail) {
             match decode_rgb(&jpeg[..cut], DEFAULT_MAX_IMAGE_PIXELS) {

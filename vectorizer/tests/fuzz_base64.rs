@@ -72,7 +72,9 @@ fn cpython_table() {
 
 /// Characters CPython skips (outside the alphabet, ASCII, not `=`).
 fn noise() -> impl Strategy<Value = char> {
-    prop::sample::select(vec![' ', '\n', '\r', '\t', '-', '_', '.', '!', '*', ':', '\0', '\x7f'])
+    prop::sample::select(vec![
+        ' ', '\n', '\r', '\t', '-', '_', '.', '!', '*', ':', '\0', '\x7f',
+    ])
 }
 
 static ANY: AtomicUsize = AtomicUsize::new(0);

@@ -123,7 +123,18 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let index = any::<prop::sample::Index>;
     let interesting = prop::sample::select(vec![
-        0u32, 1, 2, 0x7F, 0xFF, 0x100, 0x7FFF, 0xFFFF, 60_000, 0x10000, 0x7FFF_FFFF, 0xFFFF_FFFF,
+        0u32,
+        1,
+        2,
+        0x7F,
+        0xFF,
+        0x100,
+        0x7FFF,
+        0xFFFF,
+        60_000,
+        0x10000,
+        0x7FFF_FFFF,
+        0xFFFF_FFFF,
     ]);
     prop_oneof![
         4 => (index(), any::<u8>()).prop_map(|(i, b)| Mutation::Byte(i, b)),
@@ -178,6 +189,7 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
 
 static CASES: AtomicUsize = AtomicUsize::new(0);
 static DECODED: AtomicUsize = AtomicUsize::new(0);
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(48), failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
@@ -202,6 +214,7 @@ proptest! {
         }
         let encoded = b64(&bytes);
         let (result, peak) = peak_of(|| CONFIG.with(|cfg| preprocess_base64(&encoded, cfg, MAX_PIXELS)));
+        LARGEST.fetch_max(peak, Ordering::Relaxed);
         prop_assert!(peak <= budget(MAX_PIXELS), "one allocation of {peak} bytes");
         match result {
             Ok(tensor) => {
@@ -224,7 +237,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -246,7 +263,11 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]);
+    png_chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+    );
     png_chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -289,7 +310,10 @@ fn sixty_thousand_squared_bombs_are_refused_without_allocating() {
     let bombs = [
         ("png", png_claiming(60_000, 60_000)),
         ("gif screen", gif_claiming((60_000, 60_000), (1, 1))),
-        ("gif screen and frame", gif_claiming((60_000, 60_000), (60_000, 60_000))),
+        (
+            "gif screen and frame",
+            gif_claiming((60_000, 60_000), (60_000, 60_000)),
+        ),
         ("bmp", bmp_claiming(60_000, 60_000)),
         ("bmp top-down", bmp_claiming(60_000, -60_000)),
     ];
@@ -311,21 +335,33 @@ fn sixty_thousand_squared_bombs_are_refused_without_allocating() {
 fn a_frame_larger_than_its_gif_screen_cannot_bypass_the_pixel_limit() {
     // The header's screen is 1 × 1 (under any limit); the frame claims 60,000 × 60,000.
     let bytes = gif_claiming((1, 1), (60_000, 60_000));
-    let (result, peak) = peak_of(|| decode_rgb(&bytes, vectorizer::image::DEFAULT_MAX_IMAGE_PIXELS));
+    let (result, peak) =
+        peak_of(|| decode_rgb(&bytes, vectorizer::image::DEFAULT_MAX_IMAGE_PIXELS));
     assert!(
-        matches!(result, Err(EmbedError::ImageDecode(_) | EmbedError::ImageTooLarge(_))) || matches!(&result, Ok(img) if img.width * img.height <= 1),
+        matches!(
+            result,
+            Err(EmbedError::ImageDecode(_) | EmbedError::ImageTooLarge(_))
+        ) || matches!(&result, Ok(img) if img.width * img.height <= 1),
         "{result:?}"
     );
-    assert!(peak < budget(vectorizer::image::DEFAULT_MAX_IMAGE_PIXELS), "one allocation of {peak} bytes");
-    eprintln!("gif frame larger than screen: {:?}, largest allocation {peak} bytes", result.map(|i| (i.width, i.height)));
+    assert!(
+        peak < budget(vectorizer::image::DEFAULT_MAX_IMAGE_PIXELS),
+        "one allocation of {peak} bytes"
+    );
+    eprintln!(
+        "gif frame larger than screen: {:?}, largest allocation {peak} bytes",
+        result.map(|i| (i.width, i.height))
+    );
 }
 
 /// Runs last in a `--test-threads=1` run; prints the case counts (`scripts/fuzz.sh`).
 #[test]
 fn zz_report_counts() {
     eprintln!(
-        "fuzz_images: mutated_images {} cases ({} decoded to a tensor)",
+        "fuzz_images: mutated_images {} cases ({} decoded to a tensor; largest single allocation {} bytes, budget {})",
         CASES.load(Ordering::Relaxed),
-        DECODED.load(Ordering::Relaxed)
+        DECODED.load(Ordering::Relaxed),
+        LARGEST.load(Ordering::Relaxed),
+        budget(MAX_PIXELS)
     );
 }

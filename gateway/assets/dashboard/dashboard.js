@@ -94,6 +94,8 @@ function snapshot(samples) {
     hits,
     misses,
     hitRatio: hits + misses > 0 ? hits / (hits + misses) : null,
+    // Repeated GraphQL documents answered without touching the embedding cache at all.
+    rewriteHits: sum(samples, "clipgate_graphql_rewrite_cache_hits_total"),
     entries: sum(samples, "clipgate_cache_entries"),
     bytes: sum(samples, "clipgate_cache_bytes"),
     evictions: sum(samples, "clipgate_cache_evictions_total"),
@@ -101,7 +103,9 @@ function snapshot(samples) {
     p50: quantile(0.5, latency),
     p99: quantile(0.99, latency),
     inferences: sum(samples, "clipgate_inference_duration_seconds_count"),
-    requests: sum(samples, "clipgate_http_requests_total"),
+    // HTTP requests and gRPC calls (current clients search and import over gRPC).
+    requests:
+      sum(samples, "clipgate_http_requests_total") + sum(samples, "clipgate_grpc_requests_total"),
     errors5xx: sum(samples, "clipgate_http_requests_total", (l) => /^5/.test(l.status || "")),
     upstreamErrors: sum(samples, "clipgate_upstream_errors_total"),
     inferenceErrors: sum(samples, "clipgate_inference_errors_total"),
@@ -283,7 +287,8 @@ function record(snap) {
   push("bytes", snap.bytes);
 
   const then = history[Math.max(0, history.length - 1 - LATENCY_WINDOW)];
-  const recent = then === now ? snap.latency : bucketDelta(snap.latency, then.snap.latency);
+  // The first scrape has no window: its buckets hold everything since clipgate started.
+  const recent = then === now ? [] : bucketDelta(snap.latency, then.snap.latency);
   push("p50", quantile(0.5, recent));
   push("p99", quantile(0.99, recent));
 
@@ -299,6 +304,7 @@ function render(snap, requestsRate) {
   show("hit-ratio", snap.hitRatio, fmtPercent);
   show("cache-hits", snap.hits, fmtCount);
   show("cache-misses", snap.misses, fmtCount);
+  show("rewrite-cache-hits", snap.rewriteHits, fmtCount);
   show("cache-entries", snap.entries, fmtCount);
   show("cache-bytes", snap.bytes, fmtBytes);
   show("cache-evictions", snap.evictions, fmtCount);

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::embed::{compute, Needs, UpstreamObjects};
 use super::errors::{merge_field_errors, validation_response, GqlError};
 use super::limits::{self, LimitError, Limits};
+use super::memo::Entry;
 use super::plan::{self, Plan, Planned};
 use super::rewrite::{rewrite, Rewritten};
 use crate::error::GatewayError;
@@ -26,6 +27,8 @@ use crate::server::{read_body, AppState};
 const REQUESTS_TOTAL: &str = "clipgate_graphql_requests_total";
 /// Class fields answered with a resolver error by the gateway (validation, embedding, lookups).
 const FIELD_ERRORS_TOTAL: &str = "clipgate_graphql_field_errors_total";
+/// Rewritten requests answered from the rewritten-document cache (`memo.rs`).
+const MEMO_HITS_TOTAL: &str = "clipgate_graphql_rewrite_cache_hits_total";
 
 /// The GraphQL routes, merged into the gateway's router.
 pub fn routes() -> Router<AppState> {
@@ -107,6 +110,17 @@ async fn send_json(
 ) -> Result<(http::response::Parts, Bytes, Option<Value>), GatewayError> {
     let bytes = serde_json::to_vec(body)
         .map_err(|e| GatewayError::Internal(format!("cannot serialize the GraphQL body: {e}")))?;
+    let (head, body) = send_bytes(state, parts, Bytes::from(bytes)).await?;
+    let json = serde_json::from_slice(&body).ok();
+    Ok((head, body, json))
+}
+
+/// Sends a rewritten body as it is.
+async fn send_bytes(
+    state: &AppState,
+    parts: &Parts,
+    bytes: Bytes,
+) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let path = parts
         .uri
         .path_and_query()
@@ -119,12 +133,53 @@ async fn send_json(
             path,
             &parts.headers,
             Some("application/json"),
-            Bytes::from(bytes),
+            bytes,
         )
         .await?;
-    let (head, body) = response.into_parts();
-    let json = serde_json::from_slice(&body).ok();
-    Ok((head, body, json))
+    Ok(response.into_parts())
+}
+
+/// Sends the upstream body of a rewrite and answers with Weaviate's response restored for the
+/// client. An answer without `errors` needs no restoring when no field failed, and is passed on
+/// without being parsed.
+async fn send_rewritten(
+    state: &AppState,
+    parts: &Parts,
+    upstream_body: Bytes,
+    rewritten: &Rewritten,
+) -> Result<Response, GatewayError> {
+    let (head, raw) = send_bytes(state, parts, upstream_body).await?;
+    let may_need_restoring =
+        !rewritten.errors.is_empty() || raw.windows(8).any(|w| w == b"\"errors\"");
+    if may_need_restoring {
+        if let Ok(mut answer) = serde_json::from_slice::<Value>(&raw) {
+            if restore(&mut answer, rewritten) {
+                return Ok(with_body(head, &answer));
+            }
+        }
+    }
+    Ok(Response::from_parts(head, Body::from(raw)))
+}
+
+/// A body rewritten before against the current schema view goes upstream as it was rewritten
+/// (`memo.rs`); `None` when it is not kept.
+async fn memoized(
+    state: &AppState,
+    parts: &Parts,
+    bytes: &Bytes,
+) -> Result<Option<Response>, GatewayError> {
+    let Some(entry) = state.memo.get(bytes).await else {
+        return Ok(None);
+    };
+    let view = state.schema.view(&state.upstream, &parts.headers).await?;
+    if !entry.planned_against(&view) {
+        return Ok(None);
+    }
+    count("rewritten");
+    metrics::counter!(MEMO_HITS_TOTAL).increment(1);
+    send_rewritten(state, parts, entry.upstream_body.clone(), &entry.rewritten)
+        .await
+        .map(Some)
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {
@@ -180,6 +235,9 @@ fn restore(answer: &mut Value, rewritten: &Rewritten) -> bool {
 }
 
 async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Response, GatewayError> {
+    if let Some(response) = memoized(state, parts, &bytes).await? {
+        return Ok(response);
+    }
     let Ok(mut body) = serde_json::from_slice::<Value>(&bytes) else {
         return forward(state, parts, bytes).await;
     };
@@ -212,13 +270,21 @@ async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Respons
         .pop()
         .unwrap_or_default();
     body["query"] = Value::String(rewritten.query.clone());
-    let (head, raw, json) = send_json(state, parts, &body).await?;
-    if let Some(mut answer) = json {
-        if restore(&mut answer, &rewritten) {
-            return Ok(with_body(head, &answer));
-        }
+    let upstream_body =
+        Bytes::from(serde_json::to_vec(&body).map_err(|e| {
+            GatewayError::Internal(format!("cannot serialize the GraphQL body: {e}"))
+        })?);
+    let mut needs = Needs::default();
+    needs.add(&plan);
+    if rewritten.errors.is_empty() && needs.objects.is_empty() {
+        let entry = Entry {
+            view: view.clone(),
+            upstream_body: upstream_body.clone(),
+            rewritten: rewritten.clone(),
+        };
+        state.memo.insert(bytes, entry).await;
     }
-    Ok(Response::from_parts(head, Body::from(raw)))
+    send_rewritten(state, parts, upstream_body, &rewritten).await
 }
 
 /// One element of a GraphQL batch.

@@ -43,10 +43,7 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Rgb8, EmbedError> {
     match format {
         // Pillow's own decoder (libjpeg-turbo), not the `image` crate's: see jpeg.rs.
         ImageFormat::Jpeg => return decode_jpeg_rgb(bytes, max_pixels),
-        ImageFormat::Png
-        | ImageFormat::Gif
-        | ImageFormat::WebP
-        | ImageFormat::Bmp => {}
+        ImageFormat::Png | ImageFormat::Gif | ImageFormat::WebP | ImageFormat::Bmp => {}
         other => {
             return Err(EmbedError::ImageDecode(format!(
                 "{CANNOT_IDENTIFY} (unsupported format {other:?})"

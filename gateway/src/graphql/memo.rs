@@ -1,0 +1,79 @@
+//! The rewritten-document cache: a GraphQL request body seen before, against the same schema
+//! view, goes upstream as the document it was rewritten to last time, without parsing, planning,
+//! embedding or rewriting it again — the query-plan cache of Apollo Router, one step further,
+//! since clipgate's "plan" ends in a document with the vectors written in.
+//!
+//! Only rewrites that depend on nothing but the body and the schema are kept: no move objects
+//! (their vectors are read from Weaviate and may change) and no field errors (a failed embedding
+//! is retried). Vectors come from the embedding cache, which already keeps the first vector
+//! computed for an input, so a kept document carries the same vectors a fresh rewrite would.
+//! Entries belong to one schema view: a refreshed or invalidated schema misses. The cache is off
+//! when the embedding cache is (`--cache-mb 0`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use moka::future::Cache;
+
+use super::rewrite::Rewritten;
+use crate::schema::SchemaView;
+
+/// One kept rewrite.
+#[derive(Debug)]
+pub struct Entry {
+    /// The schema view it was planned against (kept alive, so the pointer stays unique).
+    pub view: Arc<SchemaView>,
+    /// The body sent upstream.
+    pub upstream_body: Bytes,
+    /// The source map (and no errors) to restore Weaviate's answer with.
+    pub rewritten: Rewritten,
+}
+
+impl Entry {
+    /// Whether the entry was planned against `view` (the same `Arc`, not an equal schema).
+    pub fn planned_against(&self, view: &Arc<SchemaView>) -> bool {
+        Arc::ptr_eq(&self.view, view)
+    }
+}
+
+/// Request body → rewrite, bounded by bytes.
+#[derive(Clone)]
+pub struct RewriteMemo {
+    cache: Option<Cache<Bytes, Arc<Entry>>>,
+}
+
+impl RewriteMemo {
+    /// A cache of at most `max_bytes` (bodies, documents and maps counted); `0` turns it off.
+    pub fn new(max_bytes: u64) -> Self {
+        let cache = (max_bytes > 0).then(|| {
+            Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|body: &Bytes, entry: &Arc<Entry>| {
+                    let size =
+                        body.len() + entry.upstream_body.len() + entry.rewritten.query.len() + 256;
+                    u32::try_from(size).unwrap_or(u32::MAX)
+                })
+                .build()
+        });
+        Self { cache }
+    }
+
+    /// The size the gateway uses for an embedding cache of `cache_mb` MiB: an eighth of it, at
+    /// most 32 MiB (documents are small; the embedding cache holds the expensive part).
+    pub fn for_cache_mb(cache_mb: u64) -> Self {
+        let bytes = (cache_mb.saturating_mul(1024 * 1024) / 8).min(32 * 1024 * 1024);
+        Self::new(bytes)
+    }
+
+    /// The kept rewrite of `body`; the caller checks [`Entry::planned_against`] the current view.
+    pub async fn get(&self, body: &Bytes) -> Option<Arc<Entry>> {
+        self.cache.as_ref()?.get(body).await
+    }
+
+    /// Keeps a rewrite (callers check that it qualifies, see the module docs).
+    pub async fn insert(&self, body: Bytes, entry: Entry) {
+        if let Some(cache) = &self.cache {
+            cache.insert(body, Arc::new(entry)).await;
+        }
+    }
+}
