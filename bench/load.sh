@@ -59,12 +59,23 @@ DB_PORT=$(free_port)
 GW_PORT=$(free_port)
 while [ "$GW_PORT" = "$DB_PORT" ]; do GW_PORT=$(free_port); done
 GW="http://127.0.0.1:$GW_PORT"
+# gRPC ports too (binaries with a gRPC listener default to 127.0.0.1:50051, maybe taken).
+DB_GRPC=(); GW_GRPC=()
+if "$DOUBLE" double --help 2>/dev/null | grep -q -- --grpc-listen; then
+    DB_GRPC_PORT=$(free_port)
+    DB_GRPC=(--grpc-listen "127.0.0.1:$DB_GRPC_PORT")
+    GW_GRPC=(--weaviate-grpc "http://127.0.0.1:$DB_GRPC_PORT")
+fi
+if "$CLIPGATE" serve --help 2>/dev/null | grep -q -- --grpc-listen; then
+    GW_GRPC+=(--grpc-listen "127.0.0.1:$(free_port)")
+fi
 
-RUST_LOG=warn "$DOUBLE" double --listen "127.0.0.1:$DB_PORT" >"$WORK/double.log" 2>&1 &
-PIDS+=($!)
+RUST_LOG=warn "$DOUBLE" double --listen "127.0.0.1:$DB_PORT" "${DB_GRPC[@]}" >"$WORK/double.log" 2>&1 &
+DB_PID=$!
+PIDS+=("$DB_PID")
 RUST_LOG=${RUST_LOG:-warn} "$CLIPGATE" serve --listen "127.0.0.1:$GW_PORT" \
     --weaviate-url "http://127.0.0.1:$DB_PORT" --cache-mb "$CACHE_MB" --model-dir "$MODEL_DIR" \
-    >"$WORK/clipgate.log" 2>&1 &
+    "${GW_GRPC[@]}" >"$WORK/clipgate.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
 
@@ -147,6 +158,9 @@ fi
 wait "$WRK_PID" || { cat "$WORK/wrk.out" >&2; exit 1; }
 curl -s "$GW/metrics" >"$WORK/clipgate.metrics" || true
 grep -E '^Vm(RSS|HWM)' "/proc/$GW_PID/status" >"$WORK/final.status"
+# CPU seconds (user + system) each process used, to see where the 2 cores went.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+echo "clipgate $(cpu "$GW_PID") double $(cpu "$DB_PID")" >"$WORK/cpu.txt"
 
 MODEL_MB=$(du -sm "$MODEL_DIR" | awk '{print $1}')
 python3 - "$WORK" "$MODE" "$CONC" "$(nproc)" "$MIN_REQUESTS" "$CACHE_MB" "$MODEL_MB" <<'PY'
@@ -195,6 +209,8 @@ print(f"{'throughput':<28}{float(rps.group(1)):>12.0f} req/s")
 print(f"{'latency p50 / p99 (all)':<28}{lat['50']:>12.2f} / {lat.get('99', float('nan')):.2f} ms")
 for k, v in bad.items():
     print(f"{k:<28}{v:>12}")
+cpu = open(f"{work}/cpu.txt").read().split()
+print(f"{'CPU seconds used':<28}{'clipgate ' + cpu[1] + ' s, double ' + cpu[3] + ' s':>12}")
 print(f"{'clipgate peak RSS':<28}{max(peak_rss_mb, hwm_mb):>12.1f} MB (VmHWM {hwm_mb:.1f} MB, model files {model_mb} MB)")
 kinds = [("near_text_cached", "nearText, cached"), ("near_text_uncached", "nearText, uncached"),
          ("near_image", "nearImage"), ("get", "pass-through GET"), ("batch", "batch import (4 objects)")]

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 SCALE="${FUZZ_SCALE:-1}"
 
-# crate  test-target  cases (per property test)
+# crate  test-target  PROPTEST_CASES (per property test)
 TARGETS=(
   "gateway fuzz_graphql 3000"
   "vectorizer fuzz_base64 50000"

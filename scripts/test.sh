@@ -88,6 +88,7 @@ PY
 
 banner "starting clipgate on $URL (log: $ART/clipgate.log)"
 BIN="${CARGO_TARGET_DIR:-target}/debug"
+stage "dashboard (headless Chromium)" "$ART/dashboard.log" env CLIPGATE_BIN="$BIN/clipgate" tests/dashboard/run.sh
 if [ -x "$BIN/clipgate" ]; then
   RUST_LOG="${RUST_LOG:-info}" "$BIN/clipgate" serve --listen "127.0.0.1:$PORT" --grpc-listen "127.0.0.1:$GRPC_PORT" >"$ART/clipgate.log" 2>&1 &
   CLIPGATE_PID=$!

@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the CLIP vectors of texts and images as JSON:
     /// {"textVectors":[[…]],"imageVectors":[[…]]}.
     Embed(EmbedArgs),

@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::{ListenerExt, TapIo};
 use axum::Router;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -144,9 +145,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let http =
-        axum::serve(listener, router(state)).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let grpc = axum::serve(grpc_listener, crate::grpc::router(grpc_state))
+    let http = axum::serve(no_delay(listener), router(state))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let grpc = axum::serve(no_delay(grpc_listener), crate::grpc::router(grpc_state))
         .with_graceful_shutdown(stopped(stop_rx));
     let (http, grpc) = tokio::join!(http, grpc);
     http.context("server error")?;
@@ -155,13 +156,25 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A listener whose accepted connections have `TCP_NODELAY` set: small writes (HTTP/2 frames of
+/// gRPC calls, short JSON answers) must not wait for Nagle's algorithm and the peer's delayed ACK,
+/// which adds 40 ms to a request.
+pub fn no_delay(listener: TcpListener) -> TapIo<TcpListener, fn(&mut tokio::net::TcpStream)> {
+    fn set(tcp: &mut tokio::net::TcpStream) {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    }
+    listener.tap_io(set as fn(&mut tokio::net::TcpStream))
+}
+
 /// Serves `state` on an ephemeral loopback port (tests, embedding). The task runs until aborted.
 pub async fn spawn_with(state: AppState) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let app = router(state);
     let handle = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        if let Err(error) = axum::serve(no_delay(listener), app).await {
             tracing::error!(%error, "gateway server stopped");
         }
     });

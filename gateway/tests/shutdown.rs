@@ -37,6 +37,7 @@ struct Clipgate {
 impl Clipgate {
     fn start(extra: &[&str]) -> Self {
         let addr = free_addr();
+        let grpc = free_addr();
         let log = std::env::temp_dir().join(format!(
             "clipgate-shutdown-test-{}-{}.log",
             std::process::id(),
@@ -47,6 +48,8 @@ impl Clipgate {
             .arg("serve")
             .arg("--listen")
             .arg(addr.to_string())
+            .arg("--grpc-listen")
+            .arg(grpc.to_string())
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

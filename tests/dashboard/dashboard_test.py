@@ -302,13 +302,19 @@ def setup_class(base):
 
 
 def traffic(base, seconds):
-    """Searches (repeated concepts: cache hits; new ones: misses), pass-through GETs and a few
-    requests that fail (a nearImage that is not an image) for `seconds`."""
+    """Searches (repeated concepts: cache hits; new ones: misses; repeated documents: rewrite
+    cache hits), pass-through GETs and a few searches whose inference fails (a nearImage that is
+    not an image) for `seconds`."""
     end = time.time() + seconds
     i = 0
     while time.time() < end:
         concept = SHAPES[i % len(SHAPES)] if i % 3 else f"concept number {i}"
-        query = '{ Get { DashShape(nearText: {concepts: ["%s"]}, limit: 2) { name } } }' % concept
+        # The limit varies so that repeated concepts also come as new GraphQL documents: those
+        # miss clipgate's rewritten-document cache and hit the embedding cache.
+        query = '{ Get { DashShape(nearText: {concepts: ["%s"]}, limit: %d) { name } } }' % (
+            concept,
+            1 + (i // len(SHAPES)) % 4,
+        )
         http("POST", base + "/v1/graphql", {"query": query})
         http("GET", base + "/v1/objects?limit=2")
         if i % 10 == 0:

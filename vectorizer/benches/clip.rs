@@ -4,11 +4,15 @@
 //! random weights from `fixtures/bench/vit-b32` (made by fixtures/scripts/make_bench_model.py, not
 //! committed; override with CLIPGATE_BENCH_MODEL), times every case through the `Embedder` trait
 //! (tokenization / base64 + decoding + preprocessing included), then spawns
-//! `/opt/mlenv/bin/python vectorizer/benches/reference.py` (override with CLIPGATE_BENCH_PYTHON)
-//! on the same inputs and prints one table of medians and ratios. CLIPGATE_BENCH_ITERS sets the
-//! number of timed iterations (default 10).
+//! `/opt/mlenv/bin/python vectorizer/benches/reference.py --serve` (override with
+//! CLIPGATE_BENCH_PYTHON) on the same inputs and prints one table of medians and ratios. The three
+//! runtimes are timed interleaved, iteration by iteration (clipgate, onnxruntime, PyTorch, again):
+//! the machine is shared and its load drifts over minutes, so timing one runtime after the other
+//! compared different loads. CLIPGATE_BENCH_ITERS sets the number of timed iterations (default 10).
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -116,11 +120,112 @@ async fn time_clipgate(model: &TractClip, cases: &[Case], iters: usize) -> Vec<f
         run_case(model, case).await; // warm-up: builds the length-bucket plan
         let mut times = Vec::new();
         for _ in 0..iters {
-            let t0 = Instant::now();
-            run_case(model, case).await;
-            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+            times.push(time_one(model, case).await);
         }
         out.push(median(times));
+    }
+    out
+}
+
+async fn time_one(model: &TractClip, case: &Case) -> f64 {
+    let t0 = Instant::now();
+    run_case(model, case).await;
+    t0.elapsed().as_secs_f64() * 1000.0
+}
+
+/// `reference.py --serve`: onnxruntime and PyTorch loaded once, one timed case per request.
+struct Reference {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Reference {
+    fn start(python: &str, script: &Path, model: &Path, inputs: &Path) -> std::io::Result<Self> {
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg("--model")
+            .arg(model)
+            .arg("--inputs")
+            .arg(inputs)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(std::io::Error::other("no pipes"));
+        };
+        let mut r = Reference {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        };
+        let ready = r.line()?;
+        if ready.trim() != "ready" {
+            return Err(std::io::Error::other(format!("unexpected {ready:?}")));
+        }
+        Ok(r)
+    }
+
+    fn line(&mut self) -> std::io::Result<String> {
+        let mut l = String::new();
+        if self.stdout.read_line(&mut l)? == 0 {
+            return Err(std::io::Error::other("reference.py exited"));
+        }
+        Ok(l)
+    }
+
+    /// Runs case `ix` once on `runtime` and returns its ms.
+    fn time(&mut self, runtime: &str, ix: usize) -> std::io::Result<f64> {
+        writeln!(self.stdin, "{runtime} {ix}")?;
+        self.stdin.flush()?;
+        self.line()?
+            .trim()
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("{e}")))
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const RUNTIMES: [&str; 2] = ["onnxruntime", "pytorch"];
+
+/// Medians of clipgate and, when `reference` is there, onnxruntime and PyTorch per case, timed
+/// interleaved. A short pause between runtimes lets the previous one's worker threads go idle.
+async fn time_interleaved(
+    model: &TractClip,
+    cases: &[Case],
+    iters: usize,
+    mut reference: Option<&mut Reference>,
+) -> Vec<(f64, Option<[f64; 2]>)> {
+    let pause = || std::thread::sleep(Duration::from_millis(20));
+    let mut out = Vec::new();
+    for (ix, case) in cases.iter().enumerate() {
+        run_case(model, case).await; // warm-up: builds the length-bucket plan
+        if let Some(r) = reference.as_deref_mut() {
+            for rt in RUNTIMES {
+                r.time(rt, ix).expect("reference warm-up");
+            }
+        }
+        let mut ours = Vec::new();
+        let mut theirs = [Vec::new(), Vec::new()];
+        for _ in 0..iters {
+            pause();
+            ours.push(time_one(model, case).await);
+            if let Some(r) = reference.as_deref_mut() {
+                for (rt, t) in RUNTIMES.iter().zip(theirs.iter_mut()) {
+                    pause();
+                    t.push(r.time(rt, ix).expect("reference run"));
+                }
+            }
+        }
+        let refs = reference.is_some().then(|| theirs.map(median));
+        out.push((median(ours), refs));
     }
     out
 }
@@ -178,7 +283,29 @@ fn main() {
             );
         }
     }
-    let ours = rt.block_on(time_clipgate(&model, &cases, iters));
+    // Reference runtimes on the same inputs, in a process that stays up.
+    let dir = std::env::temp_dir().join(format!("clipgate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let inputs = serde_json::json!({
+        "cases": cases.iter().map(|c| serde_json::json!({"name": c.name, "texts": c.texts, "images": c.images})).collect::<Vec<_>>()
+    });
+    std::fs::write(dir.join("inputs.json"), inputs.to_string()).expect("write inputs");
+    let script = root.join("vectorizer/benches/reference.py");
+    let mut reference =
+        match Reference::start(&python, &script, &model_dir, &dir.join("inputs.json")) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!(
+                    "reference runtimes not measured ({python} {}: {e})",
+                    script.display()
+                );
+                None
+            }
+        };
+    let table = rt.block_on(time_interleaved(&model, &cases, iters, reference.as_mut()));
+    drop(reference);
+    let _ = std::fs::remove_dir_all(&dir);
+    let ours: Vec<f64> = table.iter().map(|t| t.0).collect();
     let texts32 = &cases[3].texts;
     let concurrent = rt.block_on(time_concurrent(&model, texts32, iters));
     drop(model);
@@ -213,43 +340,12 @@ fn main() {
         image_batches.push((b, rt.block_on(time_clipgate(&m, &cases[4..5], iters))[0]));
     }
 
-    // Reference runtimes on the same inputs.
-    let dir = std::env::temp_dir().join(format!("clipgate-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let inputs = serde_json::json!({
-        "cases": cases.iter().map(|c| serde_json::json!({"name": c.name, "texts": c.texts, "images": c.images})).collect::<Vec<_>>()
-    });
-    std::fs::write(dir.join("inputs.json"), inputs.to_string()).expect("write inputs");
-    let script = root.join("vectorizer/benches/reference.py");
-    let status = std::process::Command::new(&python)
-        .arg(&script)
-        .args(["--model".as_ref(), model_dir.as_os_str()])
-        .args(["--inputs".as_ref(), dir.join("inputs.json").as_os_str()])
-        .args(["--iters", &iters.to_string()])
-        .args(["--out".as_ref(), dir.join("result.json").as_os_str()])
-        .status();
-    let reference: Option<serde_json::Value> = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(dir.join("result.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok()),
-        other => {
-            eprintln!(
-                "reference runtimes not measured ({python} {}: {other:?})",
-                script.display()
-            );
-            None
-        }
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-
-    let get =
-        |rt: &str, case: &str| -> Option<f64> { reference.as_ref()?.get(rt)?.get(case)?.as_f64() };
-    println!("\nmedian ms over {iters} runs (tokenization / preprocessing included); ratio = clipgate / other");
+    println!("\nmedian ms over {iters} interleaved runs (tokenization / preprocessing included); ratio = clipgate / other");
     println!("| case | clipgate | onnxruntime | PyTorch | clipgate/ort | clipgate/torch |");
     println!("|---|---|---|---|---|---|");
-    for (case, ms) in cases.iter().zip(&ours) {
-        let o = get("onnxruntime", case.name);
-        let p = get("pytorch", case.name);
+    for (case, (ms, refs)) in cases.iter().zip(&table) {
+        let o = refs.map(|r| r[0]);
+        let p = refs.map(|r| r[1]);
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
         let r = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.2}", ms / v));
         println!(

@@ -2,6 +2,11 @@
 
 Spawned by the Rust bench (never by tests or CI). Usage:
     python reference.py --model DIR --inputs inputs.json --iters N --out result.json
+    python reference.py --model DIR --inputs inputs.json --serve
+The second form is what the bench uses: after loading it prints "ready", then for each stdin line
+"RUNTIME CASE_INDEX" it runs that case once and prints the elapsed ms, so that the bench can
+interleave clipgate, onnxruntime and PyTorch iteration by iteration (the machine is shared and
+its load drifts: timing the runtimes one after the other would compare different loads).
 
 inputs.json: {"cases": [{"name", "texts": [...], "images": [base64...]}]}. Each case is timed
 end to end like the container does it: tokenization (the model's tokenizer.json, padding=True,
@@ -16,6 +21,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -38,7 +44,8 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--inputs", required=True)
     ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--serve", action="store_true")
     args = ap.parse_args()
 
     cases = json.load(open(args.inputs))["cases"]
@@ -81,6 +88,16 @@ def main():
             px = proc([parse(b) for b in case["images"]], return_tensors="pt")["pixel_values"]
             out.append(model.get_image_features(pixel_values=px))
         return out
+
+    if args.serve:
+        fns = {"onnxruntime": ort_case, "pytorch": torch_case}
+        print("ready", flush=True)
+        for line in sys.stdin:
+            runtime, ix = line.split()
+            t0 = time.perf_counter()
+            fns[runtime](cases[int(ix)])
+            print(f"{(time.perf_counter() - t0) * 1000.0:.4f}", flush=True)
+        return
 
     result = {"onnxruntime": {}, "pytorch": {}}
     for runtime, fn in (("onnxruntime", ort_case), ("pytorch", torch_case)):

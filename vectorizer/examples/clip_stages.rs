@@ -54,7 +54,11 @@ fn report(stats: &mut [Stats]) {
     for s in stats {
         s.ms.sort_by(f64::total_cmp);
         let med = s.ms[s.ms.len() / 2];
-        println!("{:<48} min {:>8.2}  median {:>8.2}", s.name, s.ms[0], med);
+        let q1 = s.ms[s.ms.len() / 4];
+        println!(
+            "{:<48} min {:>8.2}  p25 {:>8.2}  median {:>8.2}",
+            s.name, s.ms[0], q1, med
+        );
     }
 }
 
@@ -127,91 +131,203 @@ fn main() -> TractResult<()> {
     let exec = Executor::multithread_with_name(2, "stages");
     let texts = vec![text.clone()];
     let images = vec![b64.clone()];
+    let detect = |m: TypedModel| -> TractResult<TypedModel> {
+        let mut m = m;
+        if let Some(t) =
+            tract_onnx::tract_core::transform::get_transform("transformers_detect_all")?
+        {
+            t.transform(&mut m)?;
+        }
+        Ok(m)
+    };
+    let fused_text = {
+        let mut model = tract_onnx::onnx().model_for_path(&text_onnx)?;
+        model.set_input_fact(0, i64f(len))?;
+        model.set_input_fact(1, i64f(len))?;
+        let outs = model.output_outlets()?.to_vec();
+        model.select_output_outlets(&outs[..1])?;
+        let mut m = model.into_typed()?.into_decluttered()?;
+        m = detect(m)?;
+        m.into_optimized()?.into_runnable()?
+    };
 
-    let names = [
-        "text: tokenize",
-        "text: TractClip.embed_texts (2 ms wait)",
-        "text: TractClip.embed_texts (no wait)",
-        "text: TextTower.run, sym N, bucket 8",
-        "text: TextTower.run, sym N, exact len",
-        "text: raw tract concrete [1,len]",
-        "text: raw tract concrete [1,8] padded",
-        "image: preprocess (base64+PNG+resize)",
-        "image: TractClip.embed_images (2 ms wait)",
-        "image: TractClip.embed_images (no wait)",
-        "image: VisionTower.run, sym N",
-        "image: raw tract concrete [1,3,224,224]",
+    type Variant<'a> = (&'static str, Box<dyn FnMut() -> TractResult<()> + 'a>);
+    let scoped = |e: &Executor, f: &mut dyn FnMut() -> TractResult<()>| {
+        multithread_tract_scope(e.clone(), f)
+    };
+    let single = Executor::SingleThread;
+    let th0 = |f: &mut dyn FnMut() -> TractResult<()>| {
+        let old = tract_linalg::multithread::current_threading_panel_threshold();
+        let oldm = tract_linalg::multithread::current_threading_mac_threshold();
+        tract_linalg::multithread::set_threading_panel_threshold(0);
+        tract_linalg::multithread::set_threading_mac_threshold(0);
+        let r = f();
+        tract_linalg::multithread::set_threading_panel_threshold(old);
+        tract_linalg::multithread::set_threading_mac_threshold(oldm);
+        r
+    };
+    let text_ins = || tvec![ids_t.clone().into(), mask_t.clone().into()];
+    let mut variants: Vec<Variant> = vec![
+        (
+            "text: tokenize",
+            Box::new(|| {
+                model.tokenize(&text)?;
+                Ok(())
+            }),
+        ),
+        (
+            "text: TractClip.embed_texts (2 ms wait)",
+            Box::new(|| {
+                for r in rt.block_on(model.embed_texts(&texts)) {
+                    r?;
+                }
+                Ok(())
+            }),
+        ),
+        (
+            "text: TractClip.embed_texts (no wait)",
+            Box::new(|| {
+                for r in rt.block_on(nowait.embed_texts(&texts)) {
+                    r?;
+                }
+                Ok(())
+            }),
+        ),
+        (
+            "text: TextTower.run, sym N, bucket 8",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    tower.run(std::slice::from_ref(&ids), 8, 0)?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "text: raw concrete [1,len] 2 thr",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    raw_text.run(text_ins())?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "text: raw concrete [1,8] padded 2 thr",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    raw_text8.run(tvec![ids8_t.clone().into(), mask8_t.clone().into()])?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "text: raw concrete [1,len] 1 thr",
+            Box::new(|| {
+                scoped(&single, &mut || {
+                    raw_text.run(text_ins())?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "text: raw concrete [1,len] 2 thr, thresh 0",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    th0(&mut || {
+                        raw_text.run(text_ins())?;
+                        Ok(())
+                    })
+                })
+            }),
+        ),
+        (
+            "text: raw concrete + transformers_detect_all",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    fused_text.run(text_ins())?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "image: preprocess (base64+PNG+resize)",
+            Box::new(|| {
+                model.preprocess_image(&b64)?;
+                Ok(())
+            }),
+        ),
+        (
+            "image: TractClip.embed_images (2 ms wait)",
+            Box::new(|| {
+                for r in rt.block_on(model.embed_images(&images)) {
+                    r?;
+                }
+                Ok(())
+            }),
+        ),
+        (
+            "image: TractClip.embed_images (no wait)",
+            Box::new(|| {
+                for r in rt.block_on(nowait.embed_images(&images)) {
+                    r?;
+                }
+                Ok(())
+            }),
+        ),
+        (
+            "image: VisionTower.run, sym N",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    vtower.run(&[pixels.as_slice()])?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "image: raw concrete 2 thr",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    raw_vision.run(tvec![pix_t.clone().into()])?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "image: raw concrete 1 thr",
+            Box::new(|| {
+                scoped(&single, &mut || {
+                    raw_vision.run(tvec![pix_t.clone().into()])?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "image: raw concrete 2 thr, thresh 0",
+            Box::new(|| {
+                scoped(&exec, &mut || {
+                    th0(&mut || {
+                        raw_vision.run(tvec![pix_t.clone().into()])?;
+                        Ok(())
+                    })
+                })
+            }),
+        ),
     ];
-    let mut stats: Vec<Stats> = names
+    let only = std::env::var("STAGES_ONLY").unwrap_or_default();
+    variants.retain(|v| v.0.starts_with(only.as_str()));
+    let mut stats: Vec<Stats> = variants
         .iter()
-        .map(|n| Stats {
-            name: n.to_string(),
+        .map(|v| Stats {
+            name: v.0.to_string(),
             ms: Vec::new(),
         })
         .collect();
     for it in 0..iters + 1 {
-        let mut times = Vec::new();
-        let mut time = |f: &mut dyn FnMut() -> TractResult<()>| -> TractResult<()> {
+        for (v, s) in variants.iter_mut().zip(stats.iter_mut()) {
             let t = Instant::now();
-            f()?;
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
-            Ok(())
-        };
-        time(&mut || {
-            model.tokenize(&text)?;
-            Ok(())
-        })?;
-        for m in [&model, &nowait] {
-            time(&mut || {
-                for r in rt.block_on(m.embed_texts(&texts)) {
-                    r?;
-                }
-                Ok(())
-            })?;
-        }
-        multithread_tract_scope(exec.clone(), || -> TractResult<()> {
-            time(&mut || {
-                tower.run(std::slice::from_ref(&ids), 8, 0)?;
-                Ok(())
-            })?;
-            time(&mut || {
-                tower.run(std::slice::from_ref(&ids), len, 0)?;
-                Ok(())
-            })?;
-            time(&mut || {
-                raw_text.run(tvec![ids_t.clone().into(), mask_t.clone().into()])?;
-                Ok(())
-            })?;
-            time(&mut || {
-                raw_text8.run(tvec![ids8_t.clone().into(), mask8_t.clone().into()])?;
-                Ok(())
-            })
-        })?;
-        time(&mut || {
-            model.preprocess_image(&b64)?;
-            Ok(())
-        })?;
-        for m in [&model, &nowait] {
-            time(&mut || {
-                for r in rt.block_on(m.embed_images(&images)) {
-                    r?;
-                }
-                Ok(())
-            })?;
-        }
-        multithread_tract_scope(exec.clone(), || -> TractResult<()> {
-            time(&mut || {
-                vtower.run(&[pixels.as_slice()])?;
-                Ok(())
-            })?;
-            time(&mut || {
-                raw_vision.run(tvec![pix_t.clone().into()])?;
-                Ok(())
-            })
-        })?;
-        if it > 0 {
-            for (s, t) in stats.iter_mut().zip(times) {
-                s.ms.push(t);
+            (v.1)()?;
+            if it > 0 {
+                s.ms.push(t.elapsed().as_secs_f64() * 1000.0);
             }
         }
     }

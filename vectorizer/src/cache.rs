@@ -29,8 +29,10 @@ use crate::metrics::{
 use crate::{EmbedError, Embedder, Vector};
 
 /// Bytes charged per entry on top of the vector: the key, the `Arc` header and moka's own
-/// bookkeeping (measured at roughly this order; an estimate, erring on the high side).
-const ENTRY_OVERHEAD_BYTES: u64 = 160;
+/// bookkeeping. Measured with `bench/load.sh --soak` (issue 7): clipgate's RSS grew by about
+/// 613 bytes per cached 64-dimensional vector (256 bytes of floats), so about 360 bytes per entry
+/// besides the vector; with less charged, `--cache-mb` would bound well under the real memory.
+const ENTRY_OVERHEAD_BYTES: u64 = 384;
 
 /// How often a request re-examines keys that vanished between two looks at the cache (evicted
 /// right after a concurrent computation stored them) before computing them uncached.

@@ -107,7 +107,7 @@ impl Double {
 
 /// Serves the double on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, double: Double) -> std::io::Result<()> {
-    axum::serve(listener, double.router()).await
+    axum::serve(no_delay(listener), double.router()).await
 }
 
 /// Serves the double until `shutdown` completes (graceful: in-flight requests finish).
@@ -116,7 +116,7 @@ pub async fn serve_with_shutdown(
     double: Double,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, double.router())
+    axum::serve(no_delay(listener), double.router())
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -128,6 +128,17 @@ pub async fn spawn_double(
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     Ok((addr, tokio::spawn(serve(listener, double))))
+}
+
+/// Accepted connections with `TCP_NODELAY` (no 40 ms Nagle + delayed-ACK stalls on small answers).
+fn no_delay(
+    listener: TcpListener,
+) -> axum::serve::TapIo<TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set(tcp: &mut tokio::net::TcpStream) {
+        let _ = tcp.set_nodelay(true);
+    }
+    listener.tap_io(set as fn(&mut tokio::net::TcpStream))
 }
 
 /// Starts an empty, anonymous double on `127.0.0.1:<ephemeral>` (for tests).

@@ -3,8 +3,13 @@
 //! Reproduces an UNMODIFIED Weaviate without vectorizer modules (spec §6): only `none` is a known
 //! vectorizer, `moduleConfig` of a legacy `none` class is kept verbatim, a named-vector class may not
 //! carry class-level module config, and only generative/reranker module configs may change later.
+//! A new class gets Weaviate's server defaults (`schema/defaults.rs`: inverted index, replication,
+//! sharding, the full vector index config, property index flags) under the user's values, so
+//! `GET /v1/schema` answers what the clients' `config.get()` parses.
 
-use serde_json::{Map, Value};
+mod defaults;
+
+use serde_json::{json, Map, Value};
 
 use super::json::{go_numbers, go_v};
 use super::vector::Metric;
@@ -239,28 +244,88 @@ pub fn prepare_new_class(body: Value) -> Result<Map<String, Value>, SchemaError>
             mt.entry(key).or_insert(Value::Bool(false));
         }
     }
-    Ok(def)
+    apply_class_defaults(&mut def)?;
+    Ok(sorted_top_level(def))
 }
 
-/// Index defaults: `vectorIndexType: "hnsw"`, `vectorIndexConfig.distance: "cosine"`.
+/// Weaviate's class-level server defaults (`defaults.rs`): inverted index, replication and
+/// sharding, each laid under what the user sent.
+fn apply_class_defaults(def: &mut Map<String, Value>) -> Result<(), SchemaError> {
+    let multi_tenant = def
+        .get("multiTenancyConfig")
+        .and_then(|m| m.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+
+    let inverted = object_or_null(def, "invertedIndexConfig")?;
+    def.insert(
+        "invertedIndexConfig".into(),
+        defaults::overlay(defaults::inverted_index(), inverted),
+    );
+
+    let mut replication = defaults::overlay(
+        defaults::replication(),
+        object_or_null(def, "replicationConfig")?,
+    );
+    if let Value::Object(r) = &mut replication {
+        if r.get("factor").and_then(Value::as_f64).unwrap_or(0.0) < 1.0 {
+            r.insert("factor".into(), json!(1));
+        }
+        if r.get("deletionStrategy").and_then(Value::as_str) == Some("") {
+            r.insert("deletionStrategy".into(), json!("TimeBasedResolution"));
+        }
+    }
+    def.insert("replicationConfig".into(), replication);
+
+    let sharding = object_or_null(def, "shardingConfig")?;
+    def.insert(
+        "shardingConfig".into(),
+        defaults::sharding(Some(&sharding).filter(|s| s.is_object()), multi_tenant),
+    );
+    Ok(())
+}
+
+/// Takes `key` out of the class: an object or `null` (absent); anything else is refused as
+/// Weaviate's body validation refuses it.
+fn object_or_null(def: &mut Map<String, Value>, key: &str) -> Result<Value, SchemaError> {
+    match def.remove(key) {
+        None | Some(Value::Null) => Ok(Value::Null),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => err(format!("{key} must be an object")),
+    }
+}
+
+/// The class's top-level keys in Weaviate's (alphabetical) model order; nested maps keep the
+/// order they were built in (named vectors stay in definition order).
+fn sorted_top_level(def: Map<String, Value>) -> Map<String, Value> {
+    let mut entries: Vec<(String, Value)> = def.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.into_iter().collect()
+}
+
+/// Index defaults: `vectorIndexType: "hnsw"` and the index type's full `vectorIndexConfig`
+/// (`defaults.rs`; distance `cosine`), the user's values laid over them.
 fn prepare_index(target: &mut Map<String, Value>) -> Result<(), SchemaError> {
-    target
+    let index_type = target
         .entry("vectorIndexType")
-        .or_insert_with(|| Value::String("hnsw".into()));
-    let cfg = target
-        .entry("vectorIndexConfig")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(cfg) = cfg else {
-        return err("vectorIndexConfig must be an object");
+        .or_insert_with(|| Value::String("hnsw".into()))
+        .as_str()
+        .unwrap_or("hnsw")
+        .to_owned();
+    let given = match target.remove("vectorIndexConfig") {
+        None | Some(Value::Null) => Value::Null,
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return err("vectorIndexConfig must be an object"),
     };
-    let distance = cfg
-        .entry("distance")
-        .or_insert_with(|| Value::String("cosine".into()));
+    let base = defaults::vector_index(&index_type).unwrap_or_else(|| json!({"distance": "cosine"}));
+    let cfg = defaults::overlay(base, given);
+    let distance = cfg.get("distance").cloned().unwrap_or(Value::Null);
+    target.insert("vectorIndexConfig".into(), cfg);
     match distance.as_str() {
         Some(d) if Metric::parse(d).is_some() => Ok(()),
         _ => err(format!(
             "invalid vectorIndexConfig: unrecognized or unsupported distance metric \"{}\"",
-            go_v(distance)
+            go_v(&distance)
         )),
     }
 }
@@ -327,7 +392,40 @@ pub fn prepare_property(class: &str, p: Value) -> Result<Map<String, Value>, Sch
     p.entry("indexFilterable").or_insert(Value::Bool(true));
     p.entry("indexRangeFilters").or_insert(Value::Bool(false));
     p.entry("indexSearchable").or_insert(Value::Bool(is_text));
+    if let Some(Value::Array(nested)) = p.get_mut("nestedProperties") {
+        nested_defaults(nested);
+    }
     Ok(p)
+}
+
+/// Weaviate's `setNestedPropertiesDefaults`: text tokenization `word`, filterable unless a blob,
+/// searchable only for text, no range index; recursively (the clients read these flags on every
+/// nested property).
+fn nested_defaults(props: &mut [Value]) {
+    for prop in props {
+        let Value::Object(p) = prop else { continue };
+        let data_type = p
+            .get("dataType")
+            .and_then(|d| d.get(0))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let is_nested = matches!(data_type.as_str(), "object" | "object[]");
+        let is_text = matches!(data_type.as_str(), "text" | "text[]");
+        if is_text {
+            p.entry("tokenization")
+                .or_insert_with(|| Value::String("word".into()));
+        }
+        let is_blob = matches!(data_type.as_str(), "blob" | "blobHash");
+        p.entry("indexFilterable").or_insert(Value::Bool(!is_blob));
+        p.entry("indexSearchable").or_insert(Value::Bool(is_text));
+        p.entry("indexRangeFilters").or_insert(Value::Bool(false));
+        if is_nested {
+            if let Some(Value::Array(inner)) = p.get_mut("nestedProperties") {
+                nested_defaults(inner);
+            }
+        }
+    }
 }
 
 /// Validates `PUT /v1/schema/{class}` against the stored class (§6): module configs other than
@@ -399,8 +497,17 @@ pub fn prepare_update(
         let mut merged = old_vc.clone();
         for (vname, cfg) in new_vc {
             let mut cfg = cfg;
-            if !merged.contains_key(&vname) {
-                prepare_named_vector(&vname, &mut cfg)?;
+            match merged.get(&vname) {
+                // An existing vector keeps its stored settings where the update leaves them
+                // out; its vectorizer config is replaced as a whole (checked immutable above).
+                Some(old_cfg) => {
+                    let vectorizer = cfg.get("vectorizer").cloned();
+                    cfg = defaults::overlay(old_cfg.clone(), cfg);
+                    if let (Some(v), Value::Object(c)) = (vectorizer, &mut cfg) {
+                        c.insert("vectorizer".into(), v);
+                    }
+                }
+                None => prepare_named_vector(&vname, &mut cfg)?,
             }
             merged.insert(vname, cfg);
         }
@@ -419,17 +526,27 @@ pub fn prepare_update(
         }
         new.insert("vectorizer".into(), Value::String(new_v));
     }
-    for key in ["vectorIndexType", "vectorIndexConfig", "multiTenancyConfig"] {
-        match (old.get(key), new.get(key)) {
-            (Some(o), None) => {
+    // Settings the update leaves out keep their stored values (which already hold Weaviate's
+    // defaults); given objects are laid over the stored ones key by key.
+    for key in [
+        "vectorIndexType",
+        "vectorIndexConfig",
+        "multiTenancyConfig",
+        "invertedIndexConfig",
+        "replicationConfig",
+        "shardingConfig",
+    ] {
+        match (old.get(key), new.remove(key)) {
+            (Some(o), None | Some(Value::Null)) => {
                 new.insert(key.into(), o.clone());
             }
-            (Some(Value::Object(o)), Some(Value::Object(n))) => {
-                let mut merged = o.clone();
-                merged.extend(n.clone());
-                new.insert(key.into(), Value::Object(merged));
+            (Some(o @ Value::Object(_)), Some(n @ Value::Object(_))) => {
+                new.insert(key.into(), defaults::overlay(o.clone(), n));
             }
-            _ => {}
+            (_, Some(n)) => {
+                new.insert(key.into(), n);
+            }
+            (None, None) => {}
         }
     }
     new.insert(
@@ -438,7 +555,7 @@ pub fn prepare_update(
             .cloned()
             .unwrap_or(Value::Array(vec![])),
     );
-    Ok(new)
+    Ok(sorted_top_level(new))
 }
 
 #[cfg(test)]

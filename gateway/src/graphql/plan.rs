@@ -394,6 +394,8 @@ fn check_arguments(
     let Some(arguments) = field.arguments() else {
         return;
     };
+    // First occurrence of each module argument, for graphql-go's `UniqueArgumentNamesRule`.
+    let mut first_at: HashMap<String, usize> = HashMap::new();
     for argument in arguments.arguments() {
         let name = name_of(argument.name());
         if name != NEAR_TEXT && name != NEAR_IMAGE {
@@ -408,29 +410,39 @@ fn check_arguments(
                 None => continue,
             },
         };
+        let at = argument
+            .name()
+            .map(|n| range(n.syntax()).start)
+            .unwrap_or_else(|| range(argument.syntax()).start);
         if !allowed {
-            let at = argument
-                .name()
-                .map(|n| range(n.syntax()).start)
-                .unwrap_or_else(|| range(argument.syntax()).start);
             errors.push(GqlError {
                 message: unknown_argument(&name, &field_name(field), root),
                 location: Location::at(source, at),
                 path: None,
             });
-            continue;
+        } else if let Some(value_node) = argument.value() {
+            let value = Value::from_cst(&value_node);
+            let ty = argument_type(&name, root, class.unwrap_or(""));
+            if let Some(message) = input_types::argument_error(&name, &ty, &value) {
+                errors.push(GqlError {
+                    message,
+                    location: Location::at(source, range(value_node.syntax()).start),
+                    path: None,
+                });
+            }
         }
-        let Some(value_node) = argument.value() else {
-            continue;
-        };
-        let value = Value::from_cst(&value_node);
-        let ty = argument_type(&name, root, class.unwrap_or(""));
-        if let Some(message) = input_types::argument_error(&name, &ty, &value) {
-            errors.push(GqlError {
-                message,
-                location: Location::at(source, range(value_node.syntax()).start),
+        match first_at.get(&name) {
+            // Only the first would be rewritten; the others would reach Weaviate as unknown
+            // arguments (found by fuzzing, issue 7). graphql-go reports the locations of both
+            // occurrences; `GqlError` carries one, the first.
+            Some(&first) => errors.push(GqlError {
+                message: format!("There can be only one argument named \"{name}\"."),
+                location: Location::at(source, first),
                 path: None,
-            });
+            }),
+            None => {
+                first_at.insert(name, at);
+            }
         }
     }
 }

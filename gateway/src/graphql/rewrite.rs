@@ -120,9 +120,14 @@ pub fn rewrite(plan: &Plan, inputs: &Inputs) -> Rewritten {
                 .collect::<Result<Vec<_>, String>>()
         });
         match edited {
-            Ok(edits) => splices.extend(edits),
+            Ok(edits) => splices.extend(
+                edits
+                    .into_iter()
+                    .map(|(range, text)| separated(&plan.source, range, text)),
+            ),
             Err(message) => {
-                splices.push((field.range.clone(), format!("{}: __typename", field.key)));
+                let text = format!("{}: __typename", field.key);
+                splices.push(separated(&plan.source, field.range.clone(), text));
                 errors.extend(field.sites.iter().map(|site| GqlError {
                     message: message.clone(),
                     location: site.location,
@@ -184,6 +189,26 @@ fn unused_variable_definitions(
             })
             .collect(),
     }
+}
+
+/// A splice whose text would run into the name or number that follows it in `source` gets a
+/// separating space: `{ A(…) { x }ok: B }` must not become `A: __typenameok: B`, nor an emptied
+/// `A(…)name` become `Aname` (found by fuzzing, issue 7).
+fn separated(source: &str, range: Range<usize>, mut text: String) -> (Range<usize>, String) {
+    let is_name_char = |c: char| c == '_' || c.is_ascii_alphanumeric();
+    let before = source.get(..range.start).unwrap_or("");
+    let ends_in_name = match text.chars().last() {
+        Some(c) => is_name_char(c),
+        None => before.ends_with(is_name_char),
+    };
+    if ends_in_name
+        && source
+            .get(range.end..)
+            .is_some_and(|rest| rest.starts_with(is_name_char))
+    {
+        text.push(' ');
+    }
+    (range, text)
 }
 
 /// Applies non-overlapping splices; a splice inside an earlier, larger one is dropped. Returns

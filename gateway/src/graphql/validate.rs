@@ -463,6 +463,18 @@ fn targets(
     if root == Root::Aggregate {
         names.truncate(1);
     }
+    if names.len() > 1 {
+        // Several targets go upstream as `vectorPerTarget: {<name>: …}`, whose keys must be
+        // GraphQL names; a name that is not one cannot be a named vector of any class (Weaviate
+        // validates vector names on class creation), and would make the rewritten document
+        // invalid. Found by fuzzing (issue 7). The wording is clipgate's (UNCONFIRMED upstream).
+        if let Some(bad) = names.iter().find(|n| !is_graphql_name(n)) {
+            return Err(root.near_params_error(&format!(
+                "class {} does not have named vector {bad:?} configured",
+                class.name
+            )));
+        }
+    }
     for name in &names {
         let exists = class.named_vectors.contains(name);
         if exists && class.clip_target(Some(name)).is_none() {
@@ -473,6 +485,15 @@ fn targets(
         }
     }
     Ok(names.into_iter().map(Some).collect())
+}
+
+/// A GraphQL name (`/[_A-Za-z][_0-9A-Za-z]*/`), the only form a `vectorPerTarget` key can take.
+fn is_graphql_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 /// The fields of `value` named in `keep`, in document order; `certainty: 0` is dropped when a

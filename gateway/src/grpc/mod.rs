@@ -95,9 +95,13 @@ impl GrpcState {
     }
 }
 
-/// The gRPC router: one handler for every path.
+/// The gRPC router: one handler for every path, with the same request id as HTTP (the id is
+/// metadata on every upstream call made for the request, and in the response headers).
 pub fn router(state: GrpcState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .fallback(handle)
+        .layer(axum::middleware::from_fn(observability::request_id))
+        .with_state(state)
 }
 
 /// Serves the gRPC endpoint on an ephemeral loopback port (tests). Runs until aborted.
@@ -106,7 +110,7 @@ pub async fn spawn_with(state: GrpcState) -> std::io::Result<(SocketAddr, JoinHa
     let addr = listener.local_addr()?;
     let app = router(state);
     let handle = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        if let Err(error) = axum::serve(crate::server::no_delay(listener), app).await {
             tracing::error!(%error, "gRPC server stopped");
         }
     });

@@ -39,7 +39,15 @@ warnings.filterwarnings("ignore")
 
 import weaviate  # noqa: E402
 import weaviate.classes as wvc  # noqa: E402
-from weaviate.classes.config import Configure, DataType, Property  # noqa: E402
+from weaviate.classes.config import (  # noqa: E402
+    Configure,
+    DataType,
+    Property,
+    Reconfigure,
+    VectorDistances,
+    Vectorizers,
+)
+from weaviate.collections.classes.config import _VectorIndexConfigHNSW  # noqa: E402
 from weaviate.classes.query import MetadataQuery, Move  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -191,7 +199,7 @@ def main() -> int:
             COLLECTION, properties=properties, vector_config=vector_config
         )
         try:
-            run(args.url.rstrip("/"), shapes, client_vectors)
+            run(args.url.rstrip("/"), client, shapes, client_vectors)
         finally:
             client.collections.delete(COLLECTION)
     finally:
@@ -203,9 +211,77 @@ def main() -> int:
     return 1 if FAILURES else 0
 
 
-def run(url: str, shapes, client_vectors: bool) -> None:
-    # The schema as stored (plain REST: `shapes.config.get()` needs every server default, which
-    # the Weaviate double does not fill in).
+def check_config(client, shapes, client_vectors: bool) -> None:
+    """`collection.config.get()` parses the full class (every server default Weaviate fills in:
+    invertedIndexConfig, replicationConfig, shardingConfig, the hnsw config) and reports the
+    vectorizer as multi2vec-clip with its fields; `list_all(simple=False)` parses `GET /v1/schema`;
+    `config.update()` round-trips the class through PUT."""
+    want_vectorizer = Vectorizers.NONE if client_vectors else Vectorizers.MULTI2VEC_CLIP
+    try:
+        cfg = shapes.config.get()
+    except Exception as e:  # noqa: BLE001 - a parse failure is the finding
+        record("config.get()", False, repr(e), f"raised {e!r}")
+        return
+    named = (cfg.vector_config or {}).get("default")
+    vectorizer = named.vectorizer.vectorizer if named else None
+    record(
+        "config.get() vectorizer",
+        vectorizer == want_vectorizer,
+        str(vectorizer),
+        f"expected {want_vectorizer}",
+    )
+    if not client_vectors:
+        model = dict(named.vectorizer.model) if named else {}
+        fields = {"imageFields": model.get("imageFields"), "textFields": model.get("textFields")}
+        want_fields = {"imageFields": ["image"], "textFields": ["text"]}
+        record("config.get() clip fields", fields == want_fields, fields, f"expected {want_fields}")
+    index = named.vector_index_config if named else None
+    shown_index = (type(index).__name__, getattr(index, "distance_metric", None))
+    record(
+        "config.get() vector index",
+        isinstance(index, _VectorIndexConfigHNSW)
+        and index.distance_metric == VectorDistances.COSINE,
+        shown_index,
+        "expected an hnsw index with cosine distance",
+    )
+    props = [(p.name, p.data_type) for p in cfg.properties]
+    want_props = [("text", DataType.TEXT), ("image", DataType.BLOB)]
+    record("config.get() properties", props == want_props, props, f"expected {want_props}")
+    shown_defaults = (
+        cfg.inverted_index_config.bm25.b,
+        cfg.inverted_index_config.bm25.k1,
+        cfg.replication_config.factor,
+        cfg.sharding_config.virtual_per_physical if cfg.sharding_config else None,
+    )
+    record(
+        "config.get() server defaults",
+        shown_defaults == (0.75, 1.2, 1, 128),
+        shown_defaults,
+        "expected bm25 b 0.75 k1 1.2, replication factor 1, 128 virtual shards",
+    )
+    try:
+        listed = client.collections.list_all(simple=False).get(COLLECTION)
+        got = (listed.vector_config or {})["default"].vectorizer.vectorizer if listed else None
+    except Exception as e:  # noqa: BLE001
+        got = repr(e)
+    record("list_all(simple=False) vectorizer", got == want_vectorizer, str(got), f"expected {want_vectorizer}")
+    try:
+        shapes.config.update(inverted_index_config=Reconfigure.inverted_index(bm25_b=0.7))
+        after = shapes.config.get()
+        named_after = (after.vector_config or {}).get("default")
+        got_update = (after.inverted_index_config.bm25.b, named_after.vectorizer.vectorizer)
+    except Exception as e:  # noqa: BLE001
+        got_update = repr(e)
+    record(
+        "config.update() bm25 b, vectorizer kept",
+        got_update == (0.7, want_vectorizer),
+        got_update,
+        f"expected (0.7, {want_vectorizer})",
+    )
+
+
+def run(url: str, client, shapes, client_vectors: bool) -> None:
+    # The schema as stored (plain REST).
     with urllib.request.urlopen(f"{url}/v1/schema/{COLLECTION}", timeout=30) as r:
         stored = json.load(r)
     shown = {
@@ -214,6 +290,7 @@ def run(url: str, shapes, client_vectors: bool) -> None:
     }
     want = {"default": ["none" if client_vectors else "multi2vec-clip"]}
     record("schema reads back the vectorizer", shown == want, shown, f"expected {want}")
+    check_config(client, shapes, client_vectors)
 
     # Import every fixture image with its caption (gRPC BatchObjects).
     objects = [

@@ -82,6 +82,55 @@ const clientVectors = args.includes('--client-vectors') || process.env.SCENARIO_
 const url = new URL(process.env.CLIPGATE_URL ?? 'http://127.0.0.1:8080');
 const [grpcHost, grpcPort] = (process.env.CLIPGATE_GRPC ?? '127.0.0.1:50051').split(':');
 
+// `collection.config.get()` parses the full class (every server default Weaviate fills in:
+// invertedIndexConfig, replicationConfig, shardingConfig, the hnsw config) and reports the
+// vectorizer as multi2vec-clip with its fields; `listAll()` parses GET /v1/schema;
+// `config.update()` round-trips the class through PUT.
+async function checkConfig(client, shapes) {
+  const wantVectorizer = clientVectors ? 'none' : 'multi2vec-clip';
+  let cfg;
+  try {
+    cfg = await shapes.config.get();
+  } catch (e) {
+    record('config.get()', false, String(e), e?.stack ?? String(e));
+    return;
+  }
+  const named = cfg.vectorizers?.default;
+  record('config.get() vectorizer', named?.vectorizer?.name === wantVectorizer, named?.vectorizer?.name, `expected ${wantVectorizer}`);
+  if (!clientVectors) {
+    const c = named?.vectorizer?.config ?? {};
+    const fields = { imageFields: c.imageFields, textFields: c.textFields };
+    const wantFields = { imageFields: ['image'], textFields: ['text'] };
+    record('config.get() clip fields', JSON.stringify(fields) === JSON.stringify(wantFields), fields, `expected ${JSON.stringify(wantFields)}`);
+  }
+  const index = [named?.indexType, named?.indexConfig?.distance];
+  record('config.get() vector index', index[0] === 'hnsw' && index[1] === 'cosine', index, 'expected an hnsw index with cosine distance');
+  const props = cfg.properties.map((p) => [p.name, p.dataType]);
+  const wantProps = [['text', 'text'], ['image', 'blob']];
+  record('config.get() properties', JSON.stringify(props) === JSON.stringify(wantProps), props, `expected ${JSON.stringify(wantProps)}`);
+  const defaults = [cfg.invertedIndex.bm25.b, cfg.invertedIndex.bm25.k1, cfg.replication.factor, cfg.sharding.virtualPerPhysical];
+  record('config.get() server defaults', JSON.stringify(defaults) === JSON.stringify([0.75, 1.2, 1, 128]), defaults,
+    'expected bm25 b 0.75 k1 1.2, replication factor 1, 128 virtual shards');
+  let listed;
+  try {
+    const all = await client.collections.listAll();
+    listed = all.find((c) => c.name === COLLECTION)?.vectorizers?.default?.vectorizer?.name;
+  } catch (e) {
+    listed = String(e);
+  }
+  record('listAll() vectorizer', listed === wantVectorizer, listed, `expected ${wantVectorizer}`);
+  let updated;
+  try {
+    await shapes.config.update({ invertedIndex: weaviate.reconfigure.invertedIndex({ bm25b: 0.7 }) });
+    const after = await shapes.config.get();
+    updated = [after.invertedIndex.bm25.b, after.vectorizers?.default?.vectorizer?.name];
+  } catch (e) {
+    updated = String(e);
+  }
+  record('config.update() bm25 b, vectorizer kept', JSON.stringify(updated) === JSON.stringify([0.7, wantVectorizer]), updated,
+    `expected [0.7, ${wantVectorizer}]`);
+}
+
 async function run(client) {
   record('connect (init checks on)', await client.isReady(), true, 'not ready');
   if (await client.collections.exists(COLLECTION)) await client.collections.delete(COLLECTION);
@@ -104,6 +153,7 @@ async function run(client) {
     );
     const want = { default: [clientVectors ? 'none' : 'multi2vec-clip'] };
     record('schema reads back the vectorizer', JSON.stringify(shown) === JSON.stringify(want), shown, `expected ${JSON.stringify(want)}`);
+    await checkConfig(client, shapes);
 
     const res = await shapes.data.insertMany(
       SHAPES.map((s) => ({

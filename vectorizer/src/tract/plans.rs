@@ -245,7 +245,10 @@ impl VisionTower {
             }
             data.extend_from_slice(img);
         }
-        let t = Tensor::from_shape(&[b, 3, self.height, self.width], &data).map_err(infer_err)?;
+        // Moved into the tensor, not copied again (0.6 MB per image).
+        let t = tract_ndarray::Array4::from_shape_vec((b, 3, self.height, self.width), data)
+            .map_err(infer_err)?
+            .into_tensor();
         let out = self.plan.run(tvec![t.into()]).map_err(infer_err)?;
         rows_of(&out[0], b)
     }

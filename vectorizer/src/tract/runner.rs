@@ -53,6 +53,9 @@ pub struct RunnerConfig {
     pub normalize_image: bool,
 }
 
+/// How long a job that arrives alone waits for a second one (see [`run`]).
+const LONE_GRACE: Duration = Duration::from_micros(200);
+
 /// Sequence-length buckets up to `max_len`: short texts (typical queries) get tight buckets.
 pub fn default_buckets(max_len: usize) -> Vec<usize> {
     let mut b: Vec<usize> = [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
@@ -90,10 +93,25 @@ pub fn run(rx: Receiver<Job>, mut text: Option<TextTower>, vision: VisionTower, 
         Executor::SingleThread
     };
     multithread_tract_scope(executor, || {
+        let mut last_receipt: Option<Instant> = None;
         while let Ok(first) = rx.recv() {
+            let now = Instant::now();
+            // Wait for companions only when requests are evidently arriving concurrently
+            // (others already queued, or the previous one came in less than `batch_wait`
+            // ago); otherwise allow only a short grace period, so that a lone query is not
+            // delayed by the whole `batch_wait` (issue 2 speed: it is a ~2 ms tax on every
+            // single-query latency) while a burst still forms one batch.
+            let concurrent =
+                !rx.is_empty() || last_receipt.is_some_and(|t| now - t < cfg.batch_wait);
+            last_receipt = Some(now);
+            let mut deadline = now
+                + if concurrent {
+                    cfg.batch_wait
+                } else {
+                    cfg.batch_wait.min(LONE_GRACE)
+                };
             let mut jobs = vec![first];
             let mut n = items(&jobs[0]);
-            let deadline = Instant::now() + cfg.batch_wait;
             while n < cfg.max_batch {
                 let next = if cfg.batch_wait.is_zero() {
                     rx.try_recv().ok()
@@ -101,6 +119,11 @@ pub fn run(rx: Receiver<Job>, mut text: Option<TextTower>, vision: VisionTower, 
                     rx.recv_deadline(deadline).ok()
                 };
                 let Some(j) = next else { break };
+                if !concurrent {
+                    // A second job within the grace period: a burst after all.
+                    deadline = now + cfg.batch_wait;
+                }
+                last_receipt = Some(Instant::now());
                 n += items(&j);
                 jobs.push(j);
             }

@@ -156,7 +156,7 @@ fn routes(double: Double) -> tonic::service::Routes {
 pub async fn serve(listener: TcpListener, double: Double) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_routes(routes(double))
-        .serve_with_incoming(TcpIncoming::from(listener))
+        .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
 }
 
@@ -168,7 +168,10 @@ pub async fn serve_with_shutdown(
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_routes(routes(double))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
 }
 
