@@ -25,10 +25,11 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/clipgate /usr/local/bin/clipgate
 COPY fixtures/model /opt/clipgate/fixtures/model
 ENV CLIPGATE_LISTEN=0.0.0.0:8080 \
+    CLIPGATE_GRPC_LISTEN=0.0.0.0:50051 \
     CLIP_MODEL_DIR=/opt/clipgate/fixtures/model \
     RUST_LOG=info
 WORKDIR /opt/clipgate
-EXPOSE 8080
+EXPOSE 8080 50051
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/clipgate"]
 CMD ["serve"]

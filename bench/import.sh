@@ -57,7 +57,7 @@ for model in $MODELS; do
         continue
     fi
     port=$(free_port)
-    RUST_LOG=${RUST_LOG:-warn} "$CLIPGATE" serve --listen "127.0.0.1:$port" --model-dir "$model_dir" \
+    RUST_LOG=${RUST_LOG:-warn} "$CLIPGATE" serve --listen "127.0.0.1:$port" --grpc-listen 127.0.0.1:0 --model-dir "$model_dir" \
         >"$WORK/clipgate-$model.log" 2>&1 &
     PID=$!
     up=""

@@ -3,7 +3,7 @@
 -- mix, by request number n of each thread (n % 20):
 --   0-6  cached nearText (10 fixed texts)     7-10  uncached nearText (unique text)
 --   11-13 nearImage (fixture images)          14-17 pass-through GET (/v1/objects, /v1/nodes)
---   18-19 batch import of 4 objects (unique name + fixture image)
+--   18-19 batch import of 4 objects (unique name + fixture image) into class Imported
 -- soak: uncached nearText only (every text unique: the embedding cache churns).
 --
 -- Every answer is checked: wrk counts non-2xx itself; here GraphQL answers with "errors", GraphQL
@@ -74,7 +74,7 @@ function request()
     sent_batch = sent_batch + 1
     local objects = {}
     for k = 1, 4 do
-      objects[k] = '{"class":"Shape","properties":{"name":"load object ' .. tid .. ' ' .. n .. ' ' .. k ..
+      objects[k] = '{"class":"Imported","properties":{"name":"load object ' .. tid .. ' ' .. n .. ' ' .. k ..
         '","image":"' .. images[((n + k) % #images) + 1] .. '"}}'
     end
     return wrk.format("POST", "/v1/batch/objects", json_headers,

@@ -160,7 +160,7 @@ EOF
 PIDS+=($!)
 "$NGINX" -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.error.log" &
 PIDS+=($!)
-RUST_LOG=${RUST_LOG:-warn} "$CLIPGATE" serve --listen "127.0.0.1:$GW_PORT" \
+RUST_LOG=${RUST_LOG:-warn} "$CLIPGATE" serve --listen "127.0.0.1:$GW_PORT" --grpc-listen 127.0.0.1:0 \
     --weaviate-url "http://127.0.0.1:$UP_PORT" >"$WORK/clipgate.log" 2>&1 &
 PIDS+=($!)
 

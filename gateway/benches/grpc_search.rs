@@ -5,7 +5,7 @@
 //! clients. The two cases alternate, each measured for the same duration, so machine noise hits
 //! both; the ratio is printed.
 //!
-//! `cargo bench -p gateway --bench grpc_search` (env: SECONDS=5 per case, CONC=16, ROUNDS=2).
+//! `cargo bench -p gateway --bench grpc_search` (env: BENCH_SECONDS=5 per case, CONC=16, ROUNDS=2).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -103,7 +103,7 @@ async fn connect(url: String) -> Channel {
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = env_or("SECONDS", 5);
+    let seconds: u64 = env_or("BENCH_SECONDS", 5);
     let conc: usize = env_or("CONC", 16);
     let rounds: usize = env_or("ROUNDS", 2);
     let duration = Duration::from_secs(seconds);

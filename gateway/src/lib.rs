@@ -10,6 +10,7 @@ pub mod error;
 pub mod graphql;
 pub mod grpc;
 pub mod import;
+pub mod memo;
 pub mod meta;
 pub mod observability;
 pub mod proxy;

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::memo::RewriteMemo;
 use anyhow::Context;
 use axum::body::{Body, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -40,8 +41,10 @@ pub struct AppState {
     pub upstream: Upstream,
     pub embedder: Arc<dyn Embedder>,
     pub schema: SchemaCache,
-    /// Rewritten GraphQL documents by request body (`graphql::memo`).
-    pub memo: crate::graphql::memo::RewriteMemo,
+    /// Rewritten GraphQL documents by request body (`memo.rs`).
+    pub memo: RewriteMemo<crate::graphql::rewrite::Rewritten>,
+    /// Rewritten gRPC Search/Aggregate messages by request message (`memo.rs`).
+    pub grpc_memo: RewriteMemo<()>,
 }
 
 impl AppState {
@@ -59,9 +62,9 @@ impl AppState {
         )?
         .with_max_in_flight(config.max_upstream_requests);
         let schema = SchemaCache::new(config.schema_ttl);
-        let memo = crate::graphql::memo::RewriteMemo::for_cache_mb(config.cache_mb);
         Ok(Self {
-            memo,
+            memo: RewriteMemo::for_cache_mb(config.cache_mb),
+            grpc_memo: RewriteMemo::for_cache_mb(config.cache_mb),
             config: Arc::new(config),
             upstream,
             embedder,

@@ -417,7 +417,7 @@ async fn forwarded_vector_of_near_text_with_moves_is_bit_exact() {
     );
 }
 
-/// The rewritten-document cache (`graphql::memo`): a repeated body is answered as the first one
+/// The rewrite cache (`gateway::memo`): a repeated body is answered as the first one
 /// was; move objects (read from Weaviate) are never kept; a refreshed schema is never mixed with
 /// an old rewrite.
 #[tokio::test]
@@ -464,9 +464,7 @@ async fn rewritten_documents_are_reused_only_when_nothing_else_can_change() {
     assert!(kept.planned_against(&view));
 
     // Move objects are read from Weaviate with the caller's credentials: never kept.
-    let moved = format!(
-        r#"{{ Get {{ Shape(nearText: {{concepts: ["a red circle"], moveTo: {{force: 0.5, objects: [{{id: "00000000-0000-0000-0000-000000000004"}}]}}}}, limit: 3) {{ name }} }} }}"#
-    );
+    let moved = r#"{ Get { Shape(nearText: {concepts: ["a red circle"], moveTo: {force: 0.5, objects: [{id: "00000000-0000-0000-0000-000000000004"}]}}, limit: 3) { name } } }"#;
     let moved_body = bytes::Bytes::from(json!({ "query": moved }).to_string());
     let answer = send(moved_body.clone()).await;
     assert!(answer["data"]["Get"]["Shape"].is_array(), "{answer}");

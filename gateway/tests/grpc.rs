@@ -670,3 +670,38 @@ async fn search_limits_apply_to_grpc_too() {
         "nearText asks to vectorize 101 texts (concepts and move concepts), over clipgate's limit of 100 (--max-concepts)"
     );
 }
+
+#[tokio::test]
+async fn rewritten_messages_are_reused_except_with_move_objects() {
+    let mut g = start().await;
+    import_shapes(&mut g, "Shape").await;
+    let plain = SearchRequest {
+        near_text: Some(NearTextSearch {
+            query: vec!["a blue square".into()],
+            ..Default::default()
+        }),
+        ..search("Shape")
+    };
+    let first = grpc_hits(&mut g, plain.clone()).await;
+    let key = grpc::memo_key("/weaviate.v1.Weaviate/Search", &plain.encode_to_vec());
+    assert!(g.env.state.grpc_memo.get(&key).await.is_some());
+    let second = grpc_hits(&mut g, plain).await;
+    assert_eq!(first, second);
+    assert_eq!(second[0].0, id(1), "blue-square first");
+
+    let moved = SearchRequest {
+        near_text: Some(NearTextSearch {
+            query: vec!["a blue square".into()],
+            move_to: Some(near_text_search::Move {
+                force: 0.5,
+                concepts: vec![],
+                uuids: vec![id(0)],
+            }),
+            ..Default::default()
+        }),
+        ..search("Shape")
+    };
+    grpc_hits(&mut g, moved.clone()).await;
+    let key = grpc::memo_key("/weaviate.v1.Weaviate/Search", &moved.encode_to_vec());
+    assert!(g.env.state.grpc_memo.get(&key).await.is_none());
+}

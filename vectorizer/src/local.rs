@@ -39,7 +39,9 @@ pub struct ModelOptions {
     pub queue_capacity: usize,
     /// Maximum number of texts or images in one model call.
     pub max_batch: usize,
-    /// How long the runner waits for concurrent requests to join a batch.
+    /// How long the runner waits for concurrent requests to join a batch. Only while requests
+    /// are arriving concurrently: a request that comes in alone waits at most 200 µs for a
+    /// companion and then runs (see [`crate::tract::runner::run`]).
     pub batch_wait: Duration,
     /// Maximum number of images in one vision-tower call. tract's matmul gets less efficient
     /// on large batches (perf-baseline.md finding 2), so images run in small groups.

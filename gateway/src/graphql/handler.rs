@@ -17,10 +17,10 @@ use serde_json::Value;
 use super::embed::{compute, Needs, UpstreamObjects};
 use super::errors::{merge_field_errors, validation_response, GqlError};
 use super::limits::{self, LimitError, Limits};
-use super::memo::Entry;
 use super::plan::{self, Plan, Planned};
 use super::rewrite::{rewrite, Rewritten};
 use crate::error::GatewayError;
+use crate::memo::Entry;
 use crate::server::{read_body, AppState};
 
 /// Requests by outcome: `forwarded` (untouched), `rewritten`, `invalid` (answered locally).
@@ -162,7 +162,7 @@ async fn send_rewritten(
 }
 
 /// A body rewritten before against the current schema view goes upstream as it was rewritten
-/// (`memo.rs`); `None` when it is not kept.
+/// (`crate::memo`); `None` when it is not kept.
 async fn memoized(
     state: &AppState,
     parts: &Parts,
@@ -177,7 +177,7 @@ async fn memoized(
     }
     count("rewritten");
     metrics::counter!(MEMO_HITS_TOTAL).increment(1);
-    send_rewritten(state, parts, entry.upstream_body.clone(), &entry.rewritten)
+    send_rewritten(state, parts, entry.upstream_body.clone(), &entry.extra)
         .await
         .map(Some)
 }
@@ -280,7 +280,7 @@ async fn single(state: &AppState, parts: &Parts, bytes: Bytes) -> Result<Respons
         let entry = Entry {
             view: view.clone(),
             upstream_body: upstream_body.clone(),
-            rewritten: rewritten.clone(),
+            extra: rewritten.clone(),
         };
         state.memo.insert(bytes, entry).await;
     }

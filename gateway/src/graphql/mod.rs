@@ -25,7 +25,6 @@ pub mod handler;
 pub mod input_types;
 pub mod limits;
 pub mod literal;
-pub mod memo;
 pub mod plan;
 pub mod rewrite;
 pub mod validate;

@@ -225,6 +225,15 @@ async fn rewrite_search(
         .view(&app.upstream, &parts.headers)
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
+    // A message rewritten before against this schema view (`crate::memo`). Search and Aggregate
+    // share the cache: the path is part of the key.
+    let key = memo_key(parts.uri.path(), message);
+    if let Some(entry) = app.grpc_memo.get(&key).await {
+        if entry.planned_against(&view) {
+            let body = frame::encode(&entry.upstream_body);
+            return Ok(forward(state, with_body(&parts, body)).await);
+        }
+    }
     let limits = Limits::from_config(&app.config);
     let plan = match search::plan(kind, message, &view, &limits).map_err(refused)? {
         Planned::Forward => return Ok(forward(state, with_body(&parts, bytes.clone())).await),
@@ -234,15 +243,34 @@ async fn rewrite_search(
         upstream: &app.upstream,
         caller: &parts.headers,
     };
+    let needs = plan.needs();
     let inputs = compute(
-        &plan.needs(),
+        &needs,
         app.embedder.as_ref(),
         &objects,
         app.config.inference_timeout,
     )
     .await;
     let rewritten = plan.render(&inputs).map_err(refused)?;
+    if needs.objects.is_empty() {
+        let entry = crate::memo::Entry {
+            view: view.clone(),
+            upstream_body: Bytes::from(rewritten.clone()),
+            extra: (),
+        };
+        app.grpc_memo.insert(key, entry).await;
+    }
     Ok(forward(state, with_body(&parts, frame::encode(&rewritten))).await)
+}
+
+/// The rewrite cache key of a unary message: its method path, then the message.
+pub fn memo_key(path: &str, message: &[u8]) -> Bytes {
+    let path = path.as_bytes();
+    let mut key = Vec::with_capacity(path.len() + 1 + message.len());
+    key.extend_from_slice(path);
+    key.push(0);
+    key.extend_from_slice(message);
+    Bytes::from(key)
 }
 
 fn frame_status(error: frame::FrameError) -> Status {

@@ -44,7 +44,7 @@ pub struct RunnerConfig {
     /// Maximum number of images in one model call.
     pub max_image_batch: usize,
     /// How long to wait for more concurrent jobs before running a batch (0: take only what is
-    /// already queued).
+    /// already queued). A job that arrives alone waits only `LONE_GRACE`.
     pub batch_wait: Duration,
     /// Sequence-length buckets, ascending; the last is the model's maximum.
     pub text_buckets: Vec<usize>,
