@@ -160,16 +160,19 @@ fn compose_services_ports_and_environment_match_clipgate_options() {
                 "service {name}: unknown subcommand {sub:?}"
             );
         }
-        // A published port must reach the port clipgate listens on.
+        // A published port must reach a port clipgate listens on (HTTP, or gRPC).
         if let (Some(ports), Some(listen)) =
             (svc["ports"].as_array(), env_str(svc, "CLIPGATE_LISTEN"))
         {
-            let inner = listen.rsplit(':').next().unwrap_or_default().to_owned();
+            let mut inner = vec![listen.rsplit(':').next().unwrap_or_default().to_owned()];
+            if let Some(grpc) = env_str(svc, "CLIPGATE_GRPC_LISTEN") {
+                inner.push(grpc.rsplit(':').next().unwrap_or_default().to_owned());
+            }
             for p in ports {
                 let p = p.as_str().unwrap_or_default();
                 assert!(
-                    p.ends_with(&format!(":{inner}")),
-                    "service {name}: port {p} does not reach {listen}"
+                    inner.iter().any(|i| p.ends_with(&format!(":{i}"))),
+                    "service {name}: port {p} does not reach {listen} (or the gRPC listener)"
                 );
             }
         }
