@@ -5,7 +5,9 @@
 //! clients. The two cases alternate, each measured for the same duration, so machine noise hits
 //! both; the ratio is printed.
 //!
-//! `cargo bench -p gateway --bench grpc_search` (env: BENCH_SECONDS=5 per case, CONC=16, ROUNDS=2).
+//! `cargo bench -p gateway --bench grpc_search` (env: BENCH_SECONDS=5 per case, CONC=16, ROUNDS=2,
+//! EXTRA_OBJECTS=0: objects with pseudo-random vectors added to the collection, to show how the ratio
+//! depends on how much work the upstream's search itself is).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,6 +108,7 @@ async fn main() {
     let seconds: u64 = env_or("BENCH_SECONDS", 5);
     let conc: usize = env_or("CONC", 16);
     let rounds: usize = env_or("ROUNDS", 2);
+    let extra: usize = env_or("EXTRA_OBJECTS", 0);
     let duration = Duration::from_secs(seconds);
 
     let double = Double::new();
@@ -195,6 +198,40 @@ async fn main() {
         .expect("import");
     assert!(reply.into_inner().errors.is_empty());
 
+    // Extra objects with client vectors (xorshift, deterministic), straight to the upstream.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let dims = embedder
+        .embed_texts(&["dimensions".to_string()])
+        .await
+        .remove(0)
+        .expect("embeds")
+        .len();
+    for chunk in (0..extra).collect::<Vec<_>>().chunks(500) {
+        let objects = chunk
+            .iter()
+            .map(|i| BatchObject {
+                uuid: format!("10000000-0000-4000-8000-{i:012}"),
+                collection: "Shape".into(),
+                vector_bytes: (0..dims).flat_map(|_| next().to_le_bytes()).collect(),
+                ..Default::default()
+            })
+            .collect();
+        let reply = WeaviateClient::new(upstream.clone())
+            .batch_objects(BatchObjectsRequest {
+                objects,
+                consistency_level: None,
+            })
+            .await
+            .expect("extra objects");
+        assert!(reply.into_inner().errors.is_empty());
+    }
+
     let text = "a red circle";
     let near_text = SearchRequest {
         near_text: Some(NearTextSearch {
@@ -236,7 +273,10 @@ async fn main() {
     )
     .await;
 
-    println!("gRPC Search, concurrency {conc}, {seconds}s per case, {rounds} rounds (fixture model, 5 objects)");
+    println!(
+        "gRPC Search, concurrency {conc}, {seconds}s per case, {rounds} rounds (fixture model, {} objects)",
+        5 + extra
+    );
     println!("| round | case | req/s | p50 µs | p99 µs | errors |");
     println!("|---|---|---|---|---|---|");
     let (mut best_gw, mut best_up) = (0.0f64, 0.0f64);
