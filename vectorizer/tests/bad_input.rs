@@ -1,6 +1,8 @@
 //! Hostile and broken inputs give a clear `EmbedError`, never a panic or an unbounded allocation;
 //! broken model directories name the file that is wrong.
 
+mod crafted;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -21,46 +23,6 @@ fn options() -> ModelOptions {
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut body = kind.to_vec();
-    body.extend_from_slice(data);
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&crc32(&body).to_be_bytes());
-}
-
-/// A PNG whose header claims `w × h` RGB pixels, followed by a tiny (invalid-length) IDAT.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
-    chunk(&mut out, b"IEND", &[]);
-    out
 }
 
 async fn one_image(model: &TractClip, s: String) -> Result<vectorizer::Vector, EmbedError> {
@@ -121,7 +83,7 @@ async fn bad_images_are_clear_errors() {
 async fn huge_dimensions_are_refused_from_the_header() {
     let model = TractClip::load(&options()).expect("model");
     // 100,000 × 100,000 claimed by a ~60-byte file: refused before any pixel buffer exists.
-    match one_image(&model, b64(&png_claiming(100_000, 100_000))).await {
+    match one_image(&model, b64(&crafted::png_claiming(100_000, 100_000))).await {
         Err(EmbedError::ImageTooLarge(m)) => assert!(m.contains("100000x100000"), "{m}"),
         other => panic!("huge header: {other:?}"),
     }

@@ -8,6 +8,8 @@
 //! Case count: `PROPTEST_CASES` (default 48 here, so `cargo test` stays fast);
 //! `scripts/fuzz.sh` runs many more.
 
+mod crafted;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -232,46 +234,6 @@ proptest! {
 
 // ---- decompression bombs ----------------------------------------------------------------------
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut body = kind.to_vec();
-    body.extend_from_slice(data);
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&crc32(&body).to_be_bytes());
-}
-
-/// A valid PNG header claiming `w × h` RGB pixels, then a few bytes of deflate data.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
-    );
-    png_chunk(&mut out, b"IEND", &[]);
-    out
-}
-
 /// A GIF with a `screen` logical screen and one `frame`-sized image of one pixel's data.
 fn gif_claiming(screen: (u16, u16), frame: (u16, u16)) -> Vec<u8> {
     let mut out = b"GIF89a".to_vec();
@@ -308,7 +270,7 @@ fn bmp_claiming(w: i32, h: i32) -> Vec<u8> {
 fn sixty_thousand_squared_bombs_are_refused_without_allocating() {
     let limit = vectorizer::image::DEFAULT_MAX_IMAGE_PIXELS;
     let bombs = [
-        ("png", png_claiming(60_000, 60_000)),
+        ("png", crafted::png_claiming(60_000, 60_000)),
         ("gif screen", gif_claiming((60_000, 60_000), (1, 1))),
         (
             "gif screen and frame",
