@@ -196,14 +196,20 @@ impl Drop for Reference {
 const RUNTIMES: [&str; 2] = ["onnxruntime", "pytorch"];
 
 /// Medians of clipgate and, when `reference` is there, onnxruntime and PyTorch per case, timed
-/// interleaved. A short pause between runtimes lets the previous one's worker threads go idle.
+/// interleaved. A pause between runtimes lets the previous one's worker threads go idle: OpenMP
+/// (PyTorch) and onnxruntime worker threads spin-wait after a run and would otherwise take a core
+/// from the next runtime measured (`BENCH_PAUSE_MS`, default 250).
 async fn time_interleaved(
     model: &TractClip,
     cases: &[Case],
     iters: usize,
     mut reference: Option<&mut Reference>,
 ) -> Vec<(f64, Option<[f64; 2]>)> {
-    let pause = || std::thread::sleep(Duration::from_millis(20));
+    let pause_ms: u64 = std::env::var("BENCH_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(250);
+    let pause = || std::thread::sleep(Duration::from_millis(pause_ms));
     let mut out = Vec::new();
     for (ix, case) in cases.iter().enumerate() {
         run_case(model, case).await; // warm-up: builds the length-bucket plan
