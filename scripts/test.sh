@@ -53,7 +53,10 @@ stage "cargo fmt" "$ART/fmt.log" cargo fmt --all -- --check
 stage "cargo clippy" "$ART/clippy.log" cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo test" "$ART/cargo-test.log" cargo test --workspace --no-fail-fast
 stage "fuzz (proptest)" "$ART/fuzz.log" scripts/fuzz.sh
-stage "build binaries" "$ART/build.log" cargo build -p gateway --bin clipgate -p conformance --bin clipgate-conformance
+# The binaries as `cargo test` built them for the integration tests (target/debug/clipgate,
+# target/debug/clipgate-conformance): a separate `cargo build -p …` would resolve other dependency
+# features (no dev-dependencies) and compile tract a second time on a cold machine.
+stage "build binaries" "$ART/build.log" cargo test --workspace --no-run
 
 # --- clipgate on a free loopback port, embedded Weaviate double, bundled fixture model ---------
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
