@@ -205,7 +205,7 @@ proptest! {
     fn batch_replies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128), forwarded in proptest::collection::vec(0usize..10, 0..5)) {
         let prepared = Prepared { request: None, forwarded, failures: vec![(7, "x".into())] };
         let _ = batch::merge_reply(Some(&bytes), &prepared);
-        let _ = batch::mentions_managed(&bytes, &view());
+        let _ = batch::plan(&bytes, &view());
     }
 }
 

@@ -38,41 +38,32 @@ pub struct Prepared {
     pub failures: Vec<(usize, String)>,
 }
 
-/// Whether any object names a clip-managed collection (otherwise forward unchanged).
-pub fn mentions_managed(message: &[u8], view: &SchemaView) -> Result<bool, WireError> {
-    for object in objects(message)? {
-        let decoded = decode_object(object)?;
-        if managed_class(view, &decoded.collection).is_some() {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-fn objects(message: &[u8]) -> Result<Vec<&[u8]>, WireError> {
-    Ok(wire::fields(message)?
-        .into_iter()
-        .filter(|f| f.number == REQUEST_OBJECTS && f.wire_type == wire::LEN)
-        .map(|f| &message[f.payload])
-        .collect())
-}
-
 fn decode_object(bytes: &[u8]) -> Result<BatchObject, WireError> {
     BatchObject::decode(bytes).map_err(|_| WireError("cannot decode a BatchObject"))
 }
 
-/// Plans, embeds and attaches the vectors of a `BatchObjectsRequest`.
-pub async fn prepare(
-    message: &[u8],
-    view: &SchemaView,
-    embedder: &dyn Embedder,
-) -> Result<Prepared, WireError> {
+/// What to do with each object of a batch, in request order.
+#[derive(Debug)]
+enum Entry {
+    /// Forwarded exactly as received.
+    Keep,
+    /// A clip-managed object to vectorize.
+    Planned(Vec<TargetPlan>),
+    /// Refused before inference (e.g. an invalid blob).
+    Failed(String),
+}
+
+/// A batch with at least one object to vectorize or refuse.
+#[derive(Debug)]
+pub struct BatchPlan {
+    fields: Vec<Field>,
+    entries: Vec<Entry>,
+}
+
+/// Decodes each object of a `BatchObjectsRequest` once and plans it (`import::plan`); `None` when
+/// no object needs the module, so the request is forwarded unchanged.
+pub fn plan(message: &[u8], view: &SchemaView) -> Result<Option<BatchPlan>, WireError> {
     let fields = wire::fields(message)?;
-    enum Entry {
-        Keep,
-        Planned(Vec<TargetPlan>),
-        Failed(String),
-    }
     let mut entries = Vec::new();
     for field in fields.iter().filter(|f| f.number == REQUEST_OBJECTS) {
         let object = decode_object(&message[field.payload.clone()])?;
@@ -86,6 +77,16 @@ pub async fn prepare(
             Err(error) => Entry::Failed(error.to_string()),
         });
     }
+    if entries.iter().all(|e| matches!(e, Entry::Keep)) {
+        return Ok(None);
+    }
+    Ok(Some(BatchPlan { fields, entries }))
+}
+
+/// Embeds the inputs of a planned batch (one call per modality) and attaches the vectors to
+/// `message`, the request `batch` was planned from.
+pub async fn prepare(batch: BatchPlan, message: &[u8], embedder: &dyn Embedder) -> Prepared {
+    let BatchPlan { fields, entries } = batch;
     let all_plans = entries.iter().flat_map(|e| match e {
         Entry::Planned(plans) => plans.as_slice(),
         _ => <&[TargetPlan]>::default(),
@@ -120,11 +121,11 @@ pub async fn prepare(
         }
         index += 1;
     }
-    Ok(Prepared {
+    Prepared {
         request: (!forwarded.is_empty()).then_some(out),
         forwarded,
         failures,
-    })
+    }
 }
 
 /// The object's bytes with its computed vectors appended; the first failing target fails it.

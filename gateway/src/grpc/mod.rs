@@ -291,12 +291,10 @@ async fn batch_objects(state: &GrpcState, request: Request) -> Result<Response, 
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
     let malformed = |e: wire::WireError| Status::invalid_argument(e.to_string());
-    if !batch::mentions_managed(message, &view).map_err(malformed)? {
+    let Some(plan) = batch::plan(message, &view).map_err(malformed)? else {
         return Ok(forward(state, with_body(&parts, bytes.clone())).await);
-    }
-    let prepared = batch::prepare(message, &view, app.embedder.as_ref())
-        .await
-        .map_err(malformed)?;
+    };
+    let prepared = batch::prepare(plan, message, app.embedder.as_ref()).await;
     let Some(request) = &prepared.request else {
         // Nothing can be stored: Weaviate's reply shape with every object's error.
         let reply = batch::merge_reply(None, &prepared).map_err(malformed)?;
