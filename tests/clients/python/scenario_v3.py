@@ -23,34 +23,15 @@ warnings.filterwarnings("ignore")  # the v3 API prints a deprecation banner
 
 import weaviate  # noqa: E402
 
+from checks import SHAPES, Checks  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 IMAGES = os.path.join(ROOT, "fixtures", "images")
 CLASS = "ClientPyV3Shapes"
-SHAPES = [
-    "blue-circle",
-    "blue-square",
-    "brown-hexagon",
-    "green-triangle",
-    "orange-diamond",
-    "pink-heart",
-    "purple-cross",
-    "red-circle",
-    "red-square",
-    "yellow-star",
-]
 
-FAILURES: list[str] = []
-CHECKED = 0
-
-
-def record(label: str, ok: bool, shown: object, failure: str) -> None:
-    """Prints one result line and remembers failures."""
-    global CHECKED
-    CHECKED += 1
-    print(f"{'ok' if ok else 'FAIL':<5} python-v3  {label}: {shown}")
-    if not ok:
-        FAILURES.append(f"{label}: {failure}")
+CHECKS = Checks("python-v3")
+record = CHECKS.record
 
 
 def shape_id(name: str) -> str:
@@ -209,10 +190,7 @@ def main() -> int:
     finally:
         client.schema.delete_class(CLASS)
 
-    print(f"python-v3 scenario: {CHECKED - len(FAILURES)} passed, {len(FAILURES)} failed")
-    for f in FAILURES:
-        print(f"  - {f}", file=sys.stderr)
-    return 1 if FAILURES else 0
+    return CHECKS.summary()
 
 
 if __name__ == "__main__":

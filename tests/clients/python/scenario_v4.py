@@ -38,6 +38,8 @@ import warnings
 warnings.filterwarnings("ignore")
 
 import weaviate  # noqa: E402
+
+from checks import SHAPES, Checks  # noqa: E402
 import weaviate.classes as wvc  # noqa: E402
 from weaviate.classes.config import (  # noqa: E402
     Configure,
@@ -55,30 +57,9 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 IMAGES = os.path.join(ROOT, "fixtures", "images")
 REFERENCE = os.path.join(ROOT, "fixtures", "reference", "clip.json")
 COLLECTION = "ClientPyV4Shapes"
-SHAPES = [
-    "blue-circle",
-    "blue-square",
-    "brown-hexagon",
-    "green-triangle",
-    "orange-diamond",
-    "pink-heart",
-    "purple-cross",
-    "red-circle",
-    "red-square",
-    "yellow-star",
-]
 
-FAILURES: list[str] = []
-CHECKED = 0
-
-
-def record(label: str, ok: bool, shown: object, failure: str) -> None:
-    """Prints one result line and remembers failures."""
-    global CHECKED
-    CHECKED += 1
-    print(f"{'ok' if ok else 'FAIL':<5} python-v4  {label}: {shown}")
-    if not ok:
-        FAILURES.append(f"{label}: {failure}")
+CHECKS = Checks("python-v4")
+record = CHECKS.record
 
 
 def shape_id(name: str) -> str:
@@ -205,10 +186,7 @@ def main() -> int:
     finally:
         client.close()
 
-    print(f"python-v4 scenario: {CHECKED - len(FAILURES)} passed, {len(FAILURES)} failed")
-    for f in FAILURES:
-        print(f"  - {f}", file=sys.stderr)
-    return 1 if FAILURES else 0
+    return CHECKS.summary()
 
 
 def check_config(client, shapes, client_vectors: bool) -> None:
