@@ -94,6 +94,11 @@ pub struct Config {
     #[arg(long, env = "CLIPGATE_THREADS")]
     pub threads: Option<usize>,
 
+    /// Threads serving the HTTP API, each a single-threaded runtime accepting from the one
+    /// listener (as nginx's worker processes do). Default: the number of CPU cores.
+    #[arg(long, env = "CLIPGATE_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+
     /// Time to wait for the upstream Weaviate's response (headers, then each body read), e.g. 60s.
     /// Past it the client gets 504.
     #[arg(long, env = "CLIPGATE_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
@@ -184,6 +189,7 @@ impl Default for Config {
             cache_mb: DEFAULT_CACHE_MB,
             normalize: None,
             threads: None,
+            http_workers: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_upstream_requests: DEFAULT_MAX_UPSTREAM_REQUESTS,
             inference_timeout: DEFAULT_INFERENCE_TIMEOUT,
