@@ -11,10 +11,14 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http::HeaderName;
 use http::{header, HeaderValue, StatusCode};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tower::layer::util::{Identity, Stack};
+use tower::util::MapRequestLayer;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// Requests answered, by route (the matched route template, `proxy` for pass-through) and status.
 pub const HTTP_REQUESTS_TOTAL: &str = "clipgate_http_requests_total";
@@ -139,26 +143,25 @@ pub(crate) fn record_grpc(method: &str, refused: bool, elapsed: Duration) {
     metrics::counter!(GRPC_REQUESTS_TOTAL, "method" => method, "outcome" => outcome).increment(1);
 }
 
-/// Middleware: counts every request by route and status and records its latency.
-pub async fn track_http(request: Request, next: Next) -> Response {
+/// Counts every request by route and status and records its latency; `run` serves it (the
+/// rest of the middleware stack).
+pub async fn track_http<F>(request: Request, run: impl FnOnce(Request) -> F) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "proxy".to_owned());
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route, "status" => status).increment(1);
     response
 }
-
-/// The request id of the request being served, as a request extension (for handlers that want
-/// it without parsing headers).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
 
 /// Longest client-supplied request id kept; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -175,29 +178,43 @@ pub fn is_sane_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
 }
 
-/// Middleware (outermost): gives every request an id — the client's `x-request-id` when there is
-/// exactly one and it is sane ([`is_sane_request_id`]), else a fresh UUID v4 — and writes it into
-/// the request headers, so the tracing span ([`request_span`]) and every upstream request made
-/// for this request (the proxy and the gateway's own calls both forward the caller's end-to-end
-/// headers, `upstream.rs`) carry it; it is returned in the response's `x-request-id`.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
+/// The request-id layers (outermost, before the tracing span): every request gets an id — the
+/// client's `x-request-id` when there is exactly one and it is sane ([`is_sane_request_id`]),
+/// else a fresh UUID v4 — written into the request headers, so the tracing span
+/// ([`request_span`]) and every upstream request made for this request (the proxy and the
+/// gateway's own calls both forward the caller's end-to-end headers, `upstream.rs`) carry it; it
+/// is returned in the response's `x-request-id`. Plain tower layers (tower-http's request-id
+/// pair behind a sanitizing step), so no boxing per request.
+pub fn request_id_layers() -> ServiceBuilder<RequestIdLayers> {
+    let name = HeaderName::from_static(REQUEST_ID);
+    ServiceBuilder::new()
+        .map_request(drop_unusable_request_id as fn(Request) -> Request)
+        .layer(SetRequestIdLayer::new(name.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(name))
+}
+
+/// The layer stack of [`request_id_layers`].
+pub type RequestIdLayers = Stack<
+    PropagateRequestIdLayer,
+    Stack<
+        SetRequestIdLayer<MakeRequestUuid>,
+        Stack<MapRequestLayer<fn(Request) -> Request>, Identity>,
+    >,
+>;
+
+/// Removes the client's `x-request-id` unless there is exactly one and it is sane, so that the
+/// next layer sets a fresh one.
+fn drop_unusable_request_id(mut request: Request) -> Request {
     let mut incoming = request.headers().get_all(REQUEST_ID).iter();
-    let kept = match (incoming.next(), incoming.next()) {
-        (Some(value), None) => value
-            .to_str()
-            .ok()
-            .filter(|id| is_sane_request_id(id))
-            .map(str::to_owned),
-        _ => None,
+    let usable = match (incoming.next(), incoming.next()) {
+        (Some(value), None) => value.to_str().is_ok_and(is_sane_request_id),
+        (None, _) => true,
+        _ => false,
     };
-    let id = kept.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    // A sane id and a UUID are both valid header values; the fallback is never reached.
-    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(REQUEST_ID, value.clone());
-    request.extensions_mut().insert(RequestId(id));
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(REQUEST_ID, value);
-    response
+    if !usable {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    request
 }
 
 /// The tracing span of one request: method, path and request id; never headers or the query

@@ -109,12 +109,11 @@ pub fn router(state: AppState) -> Router {
     handled
         .fallback(proxy::fallback)
         .method_not_allowed_fallback(proxy::fallback)
-        .layer(middleware::from_fn_with_state(limit, limit_body))
-        .layer(middleware::from_fn(observability::track_http))
+        .layer(middleware::from_fn_with_state(limit, measure_and_limit))
         .layer(DefaultBodyLimit::disable())
         .layer(
             ServiceBuilder::new()
-                .layer(middleware::from_fn(observability::request_id))
+                .layer(observability::request_id_layers())
                 .layer(TraceLayer::new_for_http().make_span_with(observability::request_span)),
         )
         .with_state(state)
@@ -291,10 +290,16 @@ fn body_error(error: &(dyn std::error::Error + 'static)) -> GatewayError {
     )
 }
 
+/// The innermost layer: HTTP metrics around the body limit, as one middleware (each `from_fn`
+/// layer clones and boxes the rest of the stack for every request).
+async fn measure_and_limit(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    observability::track_http(request, |request| limit_body(limit, request, next)).await
+}
+
 /// Enforces `--max-body-bytes`: a declared `Content-Length` over it is refused at once (413,
 /// Weaviate's envelope); a body without a declared length is counted while it streams and fails
 /// with [`BodyLimitExceeded`] once over it. Bodies are never buffered here.
-async fn limit_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
+async fn limit_body(limit: usize, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -100,7 +100,7 @@ impl GrpcState {
 pub fn router(state: GrpcState) -> Router {
     Router::new()
         .fallback(handle)
-        .layer(axum::middleware::from_fn(observability::request_id))
+        .layer(observability::request_id_layers())
         .with_state(state)
 }
 
