@@ -23,10 +23,13 @@ TARGETS=(
   "gateway fuzz_grpc 3000"
 )
 
-# The built test executable of `cargo test -p CRATE --test TARGET` (built here, so that the
-# timings below are the fuzzing's own, not cargo's or a wait for its build lock).
+# The built test executable of test target TARGET (built here, so that the timings below are the
+# fuzzing's own, not cargo's or a wait for its build lock). Built with `--workspace`, i.e. with
+# the dependency features of `cargo test --workspace`, so the binaries that run already built are
+# reused: `-p CRATE` alone resolves other features for shared dependencies and compiled tract
+# again (minutes on a cold machine). Target names are unique in the workspace.
 executable() {
-  cargo test -q -p "$1" --test "$2" --no-run --message-format=json 2>/dev/null |
+  cargo test -q --workspace --test "$2" --no-run --message-format=json 2>/dev/null |
     grep -o "\"executable\":\"[^\"]*/$2-[0-9a-f]*\"" | sed 's/^"executable":"//; s/"$//' | tail -n 1 || true
 }
 
@@ -37,7 +40,7 @@ for t in "${TARGETS[@]}"; do
   bin=$(executable "$crate" "$target")
   if [ -z "$bin" ]; then
     echo "$target: build failed:"
-    cargo test -q -p "$crate" --test "$target" --no-run 2>&1 | tail -n 40
+    cargo test -q --workspace --test "$target" --no-run 2>&1 | tail -n 40
     status=1
   fi
   BINARIES+=("$bin")
