@@ -159,6 +159,20 @@ impl TextTower {
         pad_id: i64,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let plan = self.plan(len)?;
+        let rows = self.run_plan(&plan, ids, len, pad_id)?;
+        self.dim = rows.first().map(Vec::len);
+        Ok(rows)
+    }
+
+    /// [`TextTower::run`] with the plan for `len` already built: takes `&self`, so several
+    /// threads can run batches at once.
+    pub fn run_plan(
+        &self,
+        plan: &Plan,
+        ids: &[Vec<i64>],
+        len: usize,
+        pad_id: i64,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let b = ids.len();
         let mut tensors: TVec<TValue> = tvec![];
         for kind in &self.inputs {
@@ -182,9 +196,7 @@ impl TextTower {
             tensors.push(t.into());
         }
         let out = plan.run(tensors).map_err(infer_err)?;
-        let rows = rows_of(&out[0], b)?;
-        self.dim = rows.first().map(Vec::len);
-        Ok(rows)
+        rows_of(&out[0], b)
     }
 }
 

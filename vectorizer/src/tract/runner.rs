@@ -187,24 +187,36 @@ fn run_texts(jobs: Vec<Job>, tower: Option<&mut TextTower>, cfg: &RunnerConfig) 
         }
         return finish(pending, false);
     };
-    // Group by length bucket so that padding stays small, then cut groups to max_batch.
+    // Group by length bucket so that padding stays small; each group runs in runs of at most
+    // max_batch texts, spread over the threads (`run_chunks`).
     seqs.sort_by_key(|s| s.2.len());
     let mut start = 0;
     while start < seqs.len() {
         let bucket = bucket_for(&cfg.text_buckets, seqs[start].2.len());
         let mut end = start;
-        while end < seqs.len() && end - start < cfg.max_batch && seqs[end].2.len() <= bucket {
+        while end < seqs.len() && seqs[end].2.len() <= bucket {
             end += 1;
         }
-        let chunk = &seqs[start..end];
-        let ids: Vec<Vec<i64>> = chunk.iter().map(|s| s.2.clone()).collect();
-        let t0 = Instant::now();
-        let res = tower.run(&ids, bucket, cfg.pad_id);
-        ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "text")
-            .record(t0.elapsed().as_secs_f64());
-        ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "text")
-            .record(ids.len() as f64);
-        distribute(&mut pending, chunk.iter().map(|s| (s.0, s.1)), res);
+        let group = &seqs[start..end];
+        match tower.plan(bucket) {
+            Err(e) => distribute(&mut pending, group.iter().map(|s| (s.0, s.1)), Err(e)),
+            Ok(plan) => {
+                let tower = &*tower;
+                let run = |part: &[(usize, usize, Vec<i64>)]| {
+                    let ids: Vec<Vec<i64>> = part.iter().map(|s| s.2.clone()).collect();
+                    let t0 = Instant::now();
+                    let res = tower.run_plan(&plan, &ids, bucket, cfg.pad_id);
+                    ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "text")
+                        .record(t0.elapsed().as_secs_f64());
+                    ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "text")
+                        .record(ids.len() as f64);
+                    res
+                };
+                for (range, res) in run_chunks(group, cfg.max_batch, cfg.threads, &run) {
+                    distribute(&mut pending, group[range].iter().map(|s| (s.0, s.1)), res);
+                }
+            }
+        }
         start = end;
     }
     finish(pending, cfg.normalize_text);
@@ -222,17 +234,74 @@ fn run_images(jobs: Vec<Job>, tower: &VisionTower, cfg: &RunnerConfig) {
             imgs.extend(v.into_iter().enumerate().map(|(ii, x)| (ji, ii, x)));
         }
     }
-    for chunk in imgs.chunks(cfg.max_image_batch.max(1)) {
-        let views: Vec<&[f32]> = chunk.iter().map(|s| s.2.as_slice()).collect();
+    let run = |part: &[(usize, usize, Vec<f32>)]| {
+        let views: Vec<&[f32]> = part.iter().map(|s| s.2.as_slice()).collect();
         let t0 = Instant::now();
         let res = tower.run(&views);
         ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "image")
             .record(t0.elapsed().as_secs_f64());
         ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "image")
             .record(views.len() as f64);
-        distribute(&mut pending, chunk.iter().map(|s| (s.0, s.1)), res);
+        res
+    };
+    for (range, res) in run_chunks(&imgs, cfg.max_image_batch, cfg.threads, &run) {
+        distribute(&mut pending, imgs[range].iter().map(|s| (s.0, s.1)), res);
     }
     finish(pending, cfg.normalize_image);
+}
+
+/// `run` over consecutive runs of at most `chunk` items, each run's result with the items it
+/// covers, in order. One item runs on the calling thread, whose tract executor spreads each
+/// matrix product over `threads` workers. Several items are instead divided into `threads`
+/// parts that run at once, each on its own thread with a single-threaded executor: on the
+/// 2-core benchmark machine tract's multithreaded products speed one run up by only 0–15 %
+/// (`examples/clip_stages.rs`), while two independent runs take about 1.3× less time for 16
+/// images than the same runs one after the other with two product threads
+/// (`examples/data_parallel.rs`). Each item's vector is the same either way: a product splits
+/// its output tiles between threads, never a dot product.
+fn run_chunks<T: Sync>(
+    items: &[T],
+    chunk: usize,
+    threads: usize,
+    run: &(dyn Fn(&[T]) -> JobResult + Sync),
+) -> Vec<(std::ops::Range<usize>, JobResult)> {
+    let chunk = chunk.max(1);
+    let in_order = |offset: usize, part: &[T]| -> Vec<(std::ops::Range<usize>, JobResult)> {
+        part.chunks(chunk)
+            .enumerate()
+            .map(|(i, c)| {
+                let start = offset + i * chunk;
+                (start..start + c.len(), run(c))
+            })
+            .collect()
+    };
+    if threads < 2 || items.len() < 2 {
+        return in_order(0, items);
+    }
+    let per_part = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(per_part)
+            .enumerate()
+            .map(|(p, part)| {
+                let offset = p * per_part;
+                let in_order = &in_order;
+                let handle = scope.spawn(move || {
+                    multithread_tract_scope(Executor::SingleThread, || in_order(offset, part))
+                });
+                (offset..offset + part.len(), handle)
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|(range, handle)| {
+                handle.join().unwrap_or_else(|_| {
+                    let error = EmbedError::Inference("an inference thread panicked".to_string());
+                    vec![(range, Err(error))]
+                })
+            })
+            .collect()
+    })
 }
 
 fn distribute(
