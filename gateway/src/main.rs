@@ -99,12 +99,6 @@ struct InferenceArgs {
     cache_mb: u64,
 }
 
-/// mimalloc instead of glibc's malloc: the proxy path allocates small buffers per request on
-/// several threads, where glibc's arenas showed up as ~12 % of the gateway's CPU in the proxy
-/// benchmark (`bench/proxy.sh`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     observability::init_tracing();
