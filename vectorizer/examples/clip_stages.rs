@@ -101,8 +101,8 @@ fn main() -> TractResult<()> {
 
     let t0 = Instant::now();
     let mut tower = TextTower::load(&text_onnx, "text_embeds")?;
-    tower.plan(8)?;
-    tower.plan(len)?;
+    tower.plan(8, 1)?;
+    tower.plan(len, 1)?;
     let vtower = VisionTower::load(&vision_onnx, 224, 224)?;
     let i64f = |l: usize| InferenceFact::dt_shape(i64::datum_type(), tvec![1, l]);
     let raw_text = raw_plan(&text_onnx, vec![i64f(len), i64f(len)], "text_embeds")?;
@@ -194,7 +194,7 @@ fn main() -> TractResult<()> {
             }),
         ),
         (
-            "text: TextTower.run, sym N, bucket 8",
+            "text: TextTower.run, batch 1, bucket 8",
             Box::new(|| {
                 scoped(&exec, &mut || {
                     tower.run(std::slice::from_ref(&ids), 8, 0)?;
@@ -275,7 +275,7 @@ fn main() -> TractResult<()> {
             }),
         ),
         (
-            "image: VisionTower.run, sym N",
+            "image: VisionTower.run, batch 1",
             Box::new(|| {
                 scoped(&exec, &mut || {
                     vtower.run(&[pixels.as_slice()])?;

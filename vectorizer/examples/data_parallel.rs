@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .join("onnx");
     let vision = VisionTower::load(&dir.join("vision_model.onnx"), 224, 224)?;
     let mut text = TextTower::load(&dir.join("text_model.onnx"), "text_embeds")?;
-    let plan = text.plan(16)?;
+    let plan = text.plan(16, 2)?;
     let image: Vec<f32> = (0..3 * 224 * 224)
         .map(|i| (i % 97) as f32 / 97.0 - 0.5)
         .collect();

@@ -201,7 +201,7 @@ impl TractClip {
         // Build the plan of the most common query length now, so the first query is not slow
         // and a graph tract cannot run fails at load time, not on the first request.
         let mut text_tower = text_tower;
-        text_tower.plan(cfg.text_buckets[0])?;
+        text_tower.plan(cfg.text_buckets[0], 1)?;
 
         let (tx, rx) = crossbeam_channel::bounded(opts.queue_capacity.max(1));
         std::thread::Builder::new()

@@ -1,5 +1,7 @@
 //! In-process inference with tract-onnx: cached plans per input shape and a batching runner
 //! thread (issue 2 item 4).
 
+pub mod dense;
+pub mod gemm;
 pub mod plans;
 pub mod runner;

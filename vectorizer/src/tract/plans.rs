@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
+use super::dense::PackCache;
 use crate::EmbedError;
 
 /// The runnable form of a plan.
@@ -25,6 +26,15 @@ fn model_err(path: &Path, what: impl std::fmt::Display) -> EmbedError {
 
 fn infer_err(e: impl std::fmt::Debug) -> EmbedError {
     EmbedError::Inference(format!("{e:?}"))
+}
+
+/// Builds the runnable plan of `model` (its input facts set): tract's declutter, clipgate's
+/// dense-layer rewrite ([`super::dense`]), then tract's optimizer.
+fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
+    let mut typed = model.into_typed()?.into_decluttered()?;
+    let replaced = super::dense::rewrite(&mut typed, packs)?;
+    tracing::debug!(replaced, "dense layers on clipgate's kernel");
+    typed.into_optimized()?.into_runnable()
 }
 
 /// What to feed into each input of a text graph.
@@ -84,7 +94,9 @@ pub struct TextTower {
     path: PathBuf,
     model: InferenceModel,
     inputs: Vec<TextInput>,
-    plans: HashMap<usize, Plan>,
+    /// By (sequence length, batch of one).
+    plans: HashMap<(usize, bool), Plan>,
+    packs: PackCache,
     pub dim: Option<usize>,
 }
 
@@ -119,35 +131,40 @@ impl TextTower {
             model,
             inputs,
             plans: HashMap::new(),
+            packs: PackCache::default(),
             dim: None,
         })
     }
 
-    /// The plan for sequences of exactly `len` tokens (any batch size).
-    pub fn plan(&mut self, len: usize) -> Result<Plan, EmbedError> {
-        if let Some(p) = self.plans.get(&len) {
+    /// The plan for `batch` sequences of exactly `len` tokens. A single sequence (a query) gets
+    /// a plan with a concrete batch size of 1, where tract's optimizer can specialize the
+    /// element-wise ops; any other batch size shares one plan with a symbolic batch size.
+    pub fn plan(&mut self, len: usize, batch: usize) -> Result<Plan, EmbedError> {
+        let single = batch == 1;
+        if let Some(p) = self.plans.get(&(len, single)) {
             return Ok(p.clone());
         }
         let mut model = self.model.clone();
-        let n = model.symbols.sym("N");
+        let n = if single {
+            1.to_dim()
+        } else {
+            model.symbols.sym("N").to_dim()
+        };
         for ix in 0..self.inputs.len() {
             model
                 .set_input_fact(
                     ix,
-                    InferenceFact::dt_shape(i64::datum_type(), tvec![n.to_dim(), len.to_dim()]),
+                    InferenceFact::dt_shape(i64::datum_type(), tvec![n.clone(), len.to_dim()]),
                 )
                 .map_err(|e| model_err(&self.path, e))?;
         }
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| {
-                model_err(
-                    &self.path,
-                    format!("cannot build a plan for {len} tokens: {e:?}"),
-                )
-            })?;
-        self.plans.insert(len, plan.clone());
+        let plan = build_plan(model, &self.packs).map_err(|e| {
+            model_err(
+                &self.path,
+                format!("cannot build a plan for {len} tokens: {e:?}"),
+            )
+        })?;
+        self.plans.insert((len, single), plan.clone());
         Ok(plan)
     }
 
@@ -158,7 +175,7 @@ impl TextTower {
         len: usize,
         pad_id: i64,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let plan = self.plan(len)?;
+        let plan = self.plan(len, ids.len())?;
         let rows = self.run_plan(&plan, ids, len, pad_id)?;
         self.dim = rows.first().map(Vec::len);
         Ok(rows)
@@ -202,6 +219,7 @@ impl TextTower {
 
 /// The vision tower: one plan with a symbolic batch size and the configured image size.
 pub struct VisionTower {
+    single: Plan,
     plan: Plan,
     pub height: usize,
     pub width: usize,
@@ -209,7 +227,7 @@ pub struct VisionTower {
 
 impl VisionTower {
     pub fn load(path: &Path, height: usize, width: usize) -> Result<VisionTower, EmbedError> {
-        let mut model = load_onnx(path, "image_embeds")?;
+        let model = load_onnx(path, "image_embeds")?;
         let names = input_names(&model).map_err(|e| model_err(path, e))?;
         if names != ["pixel_values"] {
             return Err(model_err(
@@ -217,30 +235,43 @@ impl VisionTower {
                 format!("expected one input named \"pixel_values\", the model has {names:?}"),
             ));
         }
+        // Two plans sharing one copy of the packed weights: batch size 1 (a single query image;
+        // concrete shapes let tract's optimizer pick its specialized element-wise ops) and a
+        // symbolic batch size for everything else.
+        let packs = PackCache::default();
         let n = model.symbols.sym("N");
-        model
-            .set_input_fact(
-                0,
-                InferenceFact::dt_shape(
-                    f32::datum_type(),
-                    tvec![n.to_dim(), 3.to_dim(), height.to_dim(), width.to_dim()],
-                ),
-            )
-            .map_err(|e| model_err(path, e))?;
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| {
-                model_err(
-                    path,
-                    format!("cannot build a plan for {height}x{width} images: {e:?}"),
+        let plan_for = |batch: TDim| {
+            let mut model = model.clone();
+            model
+                .set_input_fact(
+                    0,
+                    InferenceFact::dt_shape(
+                        f32::datum_type(),
+                        tvec![batch, 3.to_dim(), height.to_dim(), width.to_dim()],
+                    ),
                 )
-            })?;
+                .and_then(|_| build_plan(model, &packs))
+                .map_err(|e| {
+                    model_err(
+                        path,
+                        format!("cannot build a plan for {height}x{width} images: {e:?}"),
+                    )
+                })
+        };
+        let single = plan_for(1.to_dim())?;
+        let plan = plan_for(n.to_dim())?;
         Ok(VisionTower {
+            single,
             plan,
             height,
             width,
         })
+    }
+
+    /// The runnable plans for one image and for any batch size (for per-op profiling in
+    /// `examples/op_profile.rs`).
+    pub fn plans(&self) -> (&Plan, &Plan) {
+        (&self.single, &self.plan)
     }
 
     /// Runs a batch of CHW tensors of `3 × height × width` values each.
@@ -261,7 +292,8 @@ impl VisionTower {
         let t = tract_ndarray::Array4::from_shape_vec((b, 3, self.height, self.width), data)
             .map_err(infer_err)?
             .into_tensor();
-        let out = self.plan.run(tvec![t.into()]).map_err(infer_err)?;
+        let plan = if b == 1 { &self.single } else { &self.plan };
+        let out = plan.run(tvec![t.into()]).map_err(infer_err)?;
         rows_of(&out[0], b)
     }
 }

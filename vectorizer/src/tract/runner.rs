@@ -198,14 +198,27 @@ fn run_texts(jobs: Vec<Job>, tower: Option<&mut TextTower>, cfg: &RunnerConfig) 
             end += 1;
         }
         let group = &seqs[start..end];
-        match tower.plan(bucket) {
+        // A part of one text gets the batch-of-one plan; larger parts the batch plan.
+        let plans = tower.plan(bucket, 1).and_then(|single| {
+            let batch = if group.len() > 1 {
+                Some(tower.plan(bucket, 2)?)
+            } else {
+                None
+            };
+            Ok((single, batch))
+        });
+        match plans {
             Err(e) => distribute(&mut pending, group.iter().map(|s| (s.0, s.1)), Err(e)),
-            Ok(plan) => {
+            Ok((single, batch)) => {
                 let tower = &*tower;
                 let run = |part: &[(usize, usize, Vec<i64>)]| {
                     let ids: Vec<Vec<i64>> = part.iter().map(|s| s.2.clone()).collect();
+                    let plan = match (&batch, ids.len()) {
+                        (Some(b), n) if n > 1 => b,
+                        _ => &single,
+                    };
                     let t0 = Instant::now();
-                    let res = tower.run_plan(&plan, &ids, bucket, cfg.pad_id);
+                    let res = tower.run_plan(plan, &ids, bucket, cfg.pad_id);
                     ::metrics::histogram!("clipgate_tract_run_seconds", "modality" => "text")
                         .record(t0.elapsed().as_secs_f64());
                     ::metrics::histogram!("clipgate_tract_batch_size", "modality" => "text")

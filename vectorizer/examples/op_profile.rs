@@ -1,0 +1,79 @@
+//! Per-op time of one image through the vision tower: tract's own plan (concrete batch 1) next
+//! to clipgate's plan (dense-layer rewrite, symbolic batch), summed by op name over ITERS runs.
+//!
+//! `cargo run --release -p vectorizer --example op_profile [-- ITERS]`
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::*;
+use vectorizer::tract::plans::VisionTower;
+
+fn profile(
+    plan: &Arc<TypedRunnableModel>,
+    input: &Tensor,
+    iters: usize,
+) -> TractResult<BTreeMap<String, (f64, usize)>> {
+    let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let mut state = plan.spawn()?;
+    for _ in 0..iters {
+        state.run_plan_with_eval(tvec![input.clone().into()], |ctx, st, node, inputs| {
+            let t = Instant::now();
+            let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
+            let e = by_op.entry(node.op().name().to_string()).or_default();
+            e.0 += t.elapsed().as_secs_f64() * 1e3 / iters as f64;
+            e.1 += 1;
+            r
+        })?;
+    }
+    Ok(by_op)
+}
+
+fn main() -> TractResult<()> {
+    let iters: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::var_os("CLIPGATE_BENCH_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("fixtures/bench/vit-b32"));
+    let onnx = dir.join("onnx/vision_model.onnx");
+    let ours = VisionTower::load(&onnx, 224, 224)?;
+    let mut model = tract_onnx::onnx().model_for_path(&onnx)?;
+    model.set_input_fact(
+        0,
+        InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, 224, 224]),
+    )?;
+    let outs = model.output_outlets()?.to_vec();
+    model.select_output_outlets(&outs[..1])?;
+    let raw = model.into_optimized()?.into_runnable()?;
+    let input = Tensor::zero::<f32>(&[1, 3, 224, 224])?;
+    let exec = Executor::multithread_with_name(2, "profile");
+    let (a, b, c) = multithread_tract_scope(exec, || -> TractResult<_> {
+        profile(&raw, &input, 2)?;
+        profile(ours.plans().0, &input, 2)?;
+        profile(ours.plans().1, &input, 2)?;
+        Ok((
+            profile(&raw, &input, iters)?,
+            profile(ours.plans().0, &input, iters)?,
+            profile(ours.plans().1, &input, iters)?,
+        ))
+    })?;
+    for (label, m) in [
+        ("tract", a),
+        ("clipgate, batch 1", b),
+        ("clipgate, any batch", c),
+    ] {
+        let total: f64 = m.values().map(|v| v.0).sum();
+        println!("== {label}: {total:.2} ms per image");
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_by(|x, y| y.1 .0.total_cmp(&x.1 .0));
+        for (name, (ms, n)) in v.iter().take(14) {
+            println!("  {name:<28} {ms:>8.2} ms  ({} nodes)", n / iters.max(1));
+        }
+    }
+    Ok(())
+}

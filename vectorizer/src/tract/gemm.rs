@@ -1,0 +1,403 @@
+//! A dense-layer product for the CLIP towers: `Y[n×m] = X[n×k] · W[k×m]` with `W` constant,
+//! packed once at plan-build time, computed with an AVX-512 micro-kernel.
+//!
+//! Why not tract's own matmul: with CLIP's shapes (7–77 tokens, 50 patches) tract's kernels
+//! reach ~8 GB/s of weight streaming on a single text query where the machine does 14.5 GB/s per
+//! core and 29 GB/s on two, and its two-thread split gains nothing there (perf-baseline.md,
+//! `examples/gemm_probe.rs`). This kernel streams each 32-column weight panel once per block of
+//! rows, keeps an 8×32 tile of accumulators in registers, and splits the panels over the tract
+//! executor's threads, so a short query is bound by memory bandwidth on both cores and a long
+//! one by the FMA units.
+//!
+//! Only used when the CPU has AVX-512F (checked at run time by [`available`]); elsewhere the
+//! graph keeps tract's matmul.
+
+use std::sync::Arc;
+
+use tract_linalg::multithread::{current_tract_executor, Executor};
+
+/// Columns of a weight panel: two 16-lane vectors.
+const PANEL: usize = 32;
+/// Rows of `X` per micro-kernel call.
+const ROWS: usize = 8;
+
+/// Whether this CPU can run the kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// 64-byte aligned storage, so panel loads never straddle cache lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+#[derive(Clone)]
+struct Aligned {
+    lines: Vec<Line>,
+}
+
+impl Aligned {
+    fn zeroed(floats: usize) -> Aligned {
+        Aligned {
+            lines: vec![Line([0.0; 16]); floats.div_ceil(16)],
+        }
+    }
+    fn as_ptr(&self) -> *const f32 {
+        self.lines.as_ptr() as *const f32
+    }
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        let len = self.lines.len() * 16;
+        // SAFETY: `Line` is `repr(C)` over `[f32; 16]`, so the lines are `len` contiguous f32s.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr() as *mut f32, len) }
+    }
+}
+
+/// A constant `k×m` weight matrix in panel layout: panel `p` holds columns `32p..32p+32`,
+/// row by row (`k` rows of 32 floats), zero-padded past `m`.
+#[derive(Clone)]
+pub struct PackedWeights {
+    k: usize,
+    m: usize,
+    panels: usize,
+    data: Arc<Aligned>,
+    /// Added to every output row (a fused `+ bias`), length `m`.
+    bias: Option<Arc<[f32]>>,
+}
+
+impl std::fmt::Debug for PackedWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PackedWeights(k={}, m={}, bias={})",
+            self.k,
+            self.m,
+            self.bias.is_some()
+        )
+    }
+}
+
+impl PackedWeights {
+    /// Packs a row-major `k×m` matrix.
+    pub fn pack(w: &[f32], k: usize, m: usize) -> PackedWeights {
+        assert_eq!(w.len(), k * m, "weight matrix is not k×m");
+        let panels = m.div_ceil(PANEL);
+        let mut data = Aligned::zeroed(panels * k * PANEL);
+        let out = data.as_mut_slice();
+        for p in 0..panels {
+            let c0 = p * PANEL;
+            let width = PANEL.min(m - c0);
+            for kk in 0..k {
+                let dst = (p * k + kk) * PANEL;
+                out[dst..dst + width].copy_from_slice(&w[kk * m + c0..kk * m + c0 + width]);
+            }
+        }
+        PackedWeights {
+            k,
+            m,
+            panels,
+            data: Arc::new(data),
+            bias: None,
+        }
+    }
+
+    /// The same weights with `bias` (length `m`) added to every output row.
+    pub fn with_bias(mut self, bias: &[f32]) -> PackedWeights {
+        assert_eq!(bias.len(), self.m, "bias is not of length m");
+        self.bias = Some(bias.into());
+        self
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    pub fn has_bias(&self) -> bool {
+        self.bias.is_some()
+    }
+
+    /// Whether both are the same packed matrix (not merely equal values).
+    pub fn same_as(&self, other: &PackedWeights) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
+            && match (&self.bias, &other.bias) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+
+    /// `y = x · W (+ bias)` for `n` rows: `x` is `n×k`, `y` is `n×m`, both row-major.
+    /// Runs on the calling thread's tract executor (its rayon pool when multithreaded).
+    pub fn matmul(&self, x: &[f32], n: usize, y: &mut [f32]) {
+        assert_eq!(x.len(), n * self.k, "x is not n×k");
+        assert_eq!(y.len(), n * self.m, "y is not n×m");
+        if n == 0 {
+            return;
+        }
+        let xp = pack_rows(x, n, self.k);
+        let out = OutPtr(y.as_mut_ptr());
+        let run = |p0: usize, p1: usize| {
+            // SAFETY: tasks cover disjoint panel ranges, so they write disjoint columns of `y`;
+            // `xp` and the panels hold `blocks·k·ROWS` and `panels·k·PANEL` floats.
+            unsafe { self.run_panels(&xp, n, p0, p1, out) }
+        };
+        match current_tract_executor() {
+            Executor::MultiThread(pool) if pool.current_num_threads() > 1 && self.panels > 1 => {
+                let tasks = pool.current_num_threads().min(self.panels);
+                let per = self.panels.div_ceil(tasks);
+                pool.install(|| {
+                    rayon::scope(|s| {
+                        for t in 0..tasks {
+                            let p0 = t * per;
+                            let p1 = ((t + 1) * per).min(self.panels);
+                            if p0 < p1 {
+                                s.spawn(move |_| run(p0, p1));
+                            }
+                        }
+                    })
+                });
+            }
+            _ => run(0, self.panels),
+        }
+    }
+
+    /// Panels `p0..p1` for all rows, in row chunks small enough that a chunk of packed `x`
+    /// stays in L2 while every panel of the range passes over it.
+    unsafe fn run_panels(&self, xp: &Aligned, n: usize, p0: usize, p1: usize, y: OutPtr) {
+        let k = self.k;
+        let blocks = n.div_ceil(ROWS);
+        let chunk_blocks = ((256 * 1024) / (k * ROWS * 4)).max(1);
+        let mut b0 = 0;
+        while b0 < blocks {
+            let b1 = (b0 + chunk_blocks).min(blocks);
+            for p in p0..p1 {
+                let panel = unsafe { self.data.as_ptr().add(p * k * PANEL) };
+                let c0 = p * PANEL;
+                let width = PANEL.min(self.m - c0);
+                let bias = self.bias.as_ref().map(|b| &b[c0..c0 + width]);
+                for b in b0..b1 {
+                    let rows = ROWS.min(n - b * ROWS);
+                    let xb = unsafe { xp.as_ptr().add(b * k * ROWS) };
+                    let dst = unsafe { y.0.add(b * ROWS * self.m + c0) };
+                    unsafe { tile(k, xb, panel, dst, self.m, rows, width, bias) };
+                }
+            }
+            b0 = b1;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: shared between tasks that write disjoint column ranges (see `matmul`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Packs `x` (`n×k`) into blocks of 8 rows, `k`-major: block `b` holds `x[8b+r][kk]` at
+/// `kk·8 + r`, zero rows past `n`.
+fn pack_rows(x: &[f32], n: usize, k: usize) -> Aligned {
+    let blocks = n.div_ceil(ROWS);
+    let mut xp = Aligned::zeroed(blocks * k * ROWS);
+    let out = xp.as_mut_slice();
+    for b in 0..blocks {
+        let base = b * k * ROWS;
+        for r in 0..ROWS.min(n - b * ROWS) {
+            let row = &x[(b * ROWS + r) * k..(b * ROWS + r + 1) * k];
+            for (kk, v) in row.iter().enumerate() {
+                out[base + kk * ROWS + r] = *v;
+            }
+        }
+    }
+    xp
+}
+
+/// One 8×32 tile: `dst[r][c] = Σ_kk xb[kk][r]·panel[kk][c] (+ bias[c])` for `r < rows`,
+/// `c < width`; `ld` is the row stride of `dst`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile(
+    k: usize,
+    xb: *const f32,
+    panel: *const f32,
+    dst: *mut f32,
+    ld: usize,
+    rows: usize,
+    width: usize,
+    bias: Option<&[f32]>,
+) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let z = _mm512_setzero_ps();
+        let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7) =
+            (z, z, z, z, z, z, z, z);
+        let (mut b0, mut b1, mut b2, mut b3, mut b4, mut b5, mut b6, mut b7) =
+            (z, z, z, z, z, z, z, z);
+        let mut w = panel;
+        let mut x = xb;
+        for _ in 0..k {
+            let w0 = _mm512_load_ps(w);
+            let w1 = _mm512_load_ps(w.add(16));
+            _mm_prefetch::<_MM_HINT_T0>(w.add(PANEL * 64) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(w.add(PANEL * 64 + 16) as *const i8);
+            let x0 = _mm512_set1_ps(*x);
+            a0 = _mm512_fmadd_ps(w0, x0, a0);
+            b0 = _mm512_fmadd_ps(w1, x0, b0);
+            let x1 = _mm512_set1_ps(*x.add(1));
+            a1 = _mm512_fmadd_ps(w0, x1, a1);
+            b1 = _mm512_fmadd_ps(w1, x1, b1);
+            let x2 = _mm512_set1_ps(*x.add(2));
+            a2 = _mm512_fmadd_ps(w0, x2, a2);
+            b2 = _mm512_fmadd_ps(w1, x2, b2);
+            let x3 = _mm512_set1_ps(*x.add(3));
+            a3 = _mm512_fmadd_ps(w0, x3, a3);
+            b3 = _mm512_fmadd_ps(w1, x3, b3);
+            let x4 = _mm512_set1_ps(*x.add(4));
+            a4 = _mm512_fmadd_ps(w0, x4, a4);
+            b4 = _mm512_fmadd_ps(w1, x4, b4);
+            let x5 = _mm512_set1_ps(*x.add(5));
+            a5 = _mm512_fmadd_ps(w0, x5, a5);
+            b5 = _mm512_fmadd_ps(w1, x5, b5);
+            let x6 = _mm512_set1_ps(*x.add(6));
+            a6 = _mm512_fmadd_ps(w0, x6, a6);
+            b6 = _mm512_fmadd_ps(w1, x6, b6);
+            let x7 = _mm512_set1_ps(*x.add(7));
+            a7 = _mm512_fmadd_ps(w0, x7, a7);
+            b7 = _mm512_fmadd_ps(w1, x7, b7);
+            w = w.add(PANEL);
+            x = x.add(ROWS);
+        }
+        let (mut bias0, mut bias1) = (z, z);
+        let lo_mask: __mmask16 = if width >= 16 {
+            0xffff
+        } else {
+            ((1u32 << width) - 1) as u16
+        };
+        let hi_mask: __mmask16 = if width >= 32 {
+            0xffff
+        } else if width > 16 {
+            ((1u32 << (width - 16)) - 1) as u16
+        } else {
+            0
+        };
+        if let Some(b) = bias {
+            bias0 = _mm512_maskz_loadu_ps(lo_mask, b.as_ptr());
+            if hi_mask != 0 {
+                bias1 = _mm512_maskz_loadu_ps(hi_mask, b.as_ptr().add(16));
+            }
+        }
+        let acc = [
+            (a0, b0),
+            (a1, b1),
+            (a2, b2),
+            (a3, b3),
+            (a4, b4),
+            (a5, b5),
+            (a6, b6),
+            (a7, b7),
+        ];
+        for (r, (lo, hi)) in acc.iter().enumerate().take(rows) {
+            let row = dst.add(r * ld);
+            _mm512_mask_storeu_ps(row, lo_mask, _mm512_add_ps(*lo, bias0));
+            if hi_mask != 0 {
+                _mm512_mask_storeu_ps(row.add(16), hi_mask, _mm512_add_ps(*hi, bias1));
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    _k: usize,
+    _xb: *const f32,
+    _panel: *const f32,
+    _dst: *mut f32,
+    _ld: usize,
+    _rows: usize,
+    _width: usize,
+    _bias: Option<&[f32]>,
+) {
+    unreachable!("the dense kernel is only wired in when `available()`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], w: &[f32], bias: Option<&[f32]>, n: usize, k: usize, m: usize) -> Vec<f64> {
+        let mut y = vec![0f64; n * m];
+        for r in 0..n {
+            for c in 0..m {
+                let mut s = bias.map(|b| b[c] as f64).unwrap_or(0.0);
+                for kk in 0..k {
+                    s += x[r * k + kk] as f64 * w[kk * m + c] as f64;
+                }
+                y[r * m + c] = s;
+            }
+        }
+        y
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_float64_reference_on_odd_shapes() {
+        if !available() {
+            return;
+        }
+        for &(n, k, m, with_bias) in &[
+            (1, 1, 1, false),
+            (7, 512, 64, true),
+            (9, 33, 47, true),
+            (17, 5, 100, false),
+            (50, 64, 16, true),
+            (3, 70, 31, false),
+        ] {
+            let x = data(n * k, 1 + n as u32);
+            let w = data(k * m, 2 + m as u32);
+            let b = data(m, 3);
+            let mut packed = PackedWeights::pack(&w, k, m);
+            if with_bias {
+                packed = packed.with_bias(&b);
+            }
+            for exec in [
+                Executor::SingleThread,
+                Executor::multithread_with_name(2, "gemm-test"),
+            ] {
+                let mut y = vec![f32::NAN; n * m];
+                tract_linalg::multithread::multithread_tract_scope(exec, || {
+                    packed.matmul(&x, n, &mut y)
+                });
+                let want = naive(&x, &w, with_bias.then_some(&b[..]), n, k, m);
+                for (i, (got, want)) in y.iter().zip(&want).enumerate() {
+                    let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
+                    assert!(
+                        (*got as f64 - want).abs() <= tol,
+                        "n={n} k={k} m={m} at {i}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
