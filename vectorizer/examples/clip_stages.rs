@@ -102,6 +102,8 @@ fn main() -> TractResult<()> {
     let t0 = Instant::now();
     let mut tower = TextTower::load(&text_onnx, "text_embeds")?;
     tower.plan(8, 1)?;
+    let mut tower1 = TextTower::load(&text_onnx, "text_embeds")?;
+    tower1.plan(8, 1)?;
     tower.plan(len, 1)?;
     let vtower = VisionTower::load(&vision_onnx, 224, 224)?;
     let i64f = |l: usize| InferenceFact::dt_shape(i64::datum_type(), tvec![1, l]);
@@ -198,6 +200,15 @@ fn main() -> TractResult<()> {
             Box::new(|| {
                 scoped(&exec, &mut || {
                     tower.run(std::slice::from_ref(&ids), 8, 0)?;
+                    Ok(())
+                })
+            }),
+        ),
+        (
+            "text: TextTower.run, batch 1, bucket 8, 1 thr",
+            Box::new(|| {
+                scoped(&single, &mut || {
+                    tower1.run(std::slice::from_ref(&ids), 8, 0)?;
                     Ok(())
                 })
             }),
@@ -314,6 +325,11 @@ fn main() -> TractResult<()> {
         ),
     ];
     let only = std::env::var("STAGES_ONLY").unwrap_or_default();
+    // A pause before each timed call (ms): what a lone query after idle time sees.
+    let pause: u64 = std::env::var("STAGES_PAUSE_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     variants.retain(|v| v.0.starts_with(only.as_str()));
     let mut stats: Vec<Stats> = variants
         .iter()
@@ -324,6 +340,9 @@ fn main() -> TractResult<()> {
         .collect();
     for it in 0..iters + 1 {
         for (v, s) in variants.iter_mut().zip(stats.iter_mut()) {
+            if pause > 0 {
+                std::thread::sleep(Duration::from_millis(pause));
+            }
             let t = Instant::now();
             (v.1)()?;
             if it > 0 {

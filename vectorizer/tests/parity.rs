@@ -363,3 +363,49 @@ fn right_padding_to_a_bucket_does_not_change_text_embeddings() {
         }
     }
 }
+
+/// The parity tests above only prove clipgate's kernels right if the plans use them: on a CPU
+/// with AVX-512 every dense layer and attention softmax of both fixture towers must have been
+/// rewritten (`tract::dense`, `tract::softmax`), for a single query and for batches.
+#[test]
+fn fixture_plans_run_the_dense_and_softmax_kernels() {
+    use vectorizer::tract::plans::{TextTower, VisionTower};
+    if !vectorizer::tract::gemm::available() {
+        eprintln!("no AVX-512F: tract's own kernels run, nothing to check");
+        return;
+    }
+    let onnx = fixtures().join("model/onnx");
+    let count = |plan: &vectorizer::tract::plans::Plan, name: &str| {
+        plan.model()
+            .nodes()
+            .iter()
+            .filter(|n| n.op().name() == name)
+            .count()
+    };
+    let mut text = TextTower::load(&onnx.join("text_model.onnx"), "text_embeds").expect("text");
+    let vision = VisionTower::load(&onnx.join("vision_model.onnx"), 64, 64).expect("vision");
+    let (one, any) = vision.plans();
+    for (what, plan) in [
+        ("text, 1 × 8", text.plan(8, 1).expect("plan")),
+        ("text, N × 16", text.plan(16, 2).expect("plan")),
+        ("image, 1", one.clone()),
+        ("image, N", any.clone()),
+    ] {
+        let dense = count(&plan, "ClipgateDense");
+        let softmax = count(&plan, "ClipgateSoftmax");
+        assert!(
+            dense > 0 && softmax > 0,
+            "{what}: {dense} dense, {softmax} softmax"
+        );
+        for left in ["EinSum", "OptMatMul"] {
+            // What is left of tract's products are the attention products (two per softmax)
+            // and the vision tower's patch-embedding convolution.
+            assert!(
+                count(&plan, left) <= 2 * softmax + 1,
+                "{what}: {} {left} left for {softmax} attention softmaxes",
+                count(&plan, left)
+            );
+        }
+        assert_eq!(count(&plan, "Softmax"), 0, "{what}: tract softmax left");
+    }
+}

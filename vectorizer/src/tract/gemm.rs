@@ -180,6 +180,15 @@ impl PackedWeights {
         let mut b0 = 0;
         while b0 < blocks {
             let b1 = (b0 + chunk_blocks).min(blocks);
+            // While the blocks after the first work on a panel (from L2), the next panel is
+            // prefetched a share per block, so its first pass does not wait on memory.
+            let nb = b1 - b0;
+            let panel_lines = k * PANEL / 16;
+            let share = if nb > 1 {
+                panel_lines.div_ceil(nb - 1)
+            } else {
+                0
+            };
             for p in p0..p1 {
                 let panel = unsafe { self.data.as_ptr().add(p * k * PANEL) };
                 let c0 = p * PANEL;
@@ -189,7 +198,16 @@ impl PackedWeights {
                     let rows = ROWS.min(n - b * ROWS);
                     let xb = unsafe { xp.as_ptr().add(b * k * ROWS) };
                     let dst = unsafe { y.0.add(b * ROWS * self.m + c0) };
-                    unsafe { tile(k, xb, panel, dst, self.m, rows, width, bias) };
+                    let bi = b - b0;
+                    let pf = if p + 1 < p1 && bi > 0 {
+                        let first = (bi - 1) * share;
+                        let lines = share.min(panel_lines.saturating_sub(first));
+                        // The next panel starts right after this one.
+                        (unsafe { panel.add(k * PANEL + first * 16) }, lines)
+                    } else {
+                        (panel, 0)
+                    };
+                    unsafe { tile(k, xb, panel, dst, self.m, rows, width, bias, pf) };
                 }
             }
             b0 = b1;
@@ -235,6 +253,7 @@ unsafe fn tile(
     rows: usize,
     width: usize,
     bias: Option<&[f32]>,
+    (pf, pf_lines): (*const f32, usize),
 ) {
     use std::arch::x86_64::*;
     unsafe {
@@ -245,7 +264,13 @@ unsafe fn tile(
             (z, z, z, z, z, z, z, z);
         let mut w = panel;
         let mut x = xb;
-        for _ in 0..k {
+        for i in 0..k {
+            if 2 * i < pf_lines {
+                _mm_prefetch::<_MM_HINT_T1>(pf.add(32 * i) as *const i8);
+                if 2 * i + 1 < pf_lines {
+                    _mm_prefetch::<_MM_HINT_T1>(pf.add(32 * i + 16) as *const i8);
+                }
+            }
             let w0 = _mm512_load_ps(w);
             let w1 = _mm512_load_ps(w.add(16));
             _mm_prefetch::<_MM_HINT_T0>(w.add(PANEL * 64) as *const i8);
@@ -327,6 +352,7 @@ unsafe fn tile(
     _rows: usize,
     _width: usize,
     _bias: Option<&[f32]>,
+    _pf: (*const f32, usize),
 ) {
     unreachable!("the dense kernel is only wired in when `available()`")
 }

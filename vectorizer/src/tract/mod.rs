@@ -5,3 +5,4 @@ pub mod dense;
 pub mod gemm;
 pub mod plans;
 pub mod runner;
+pub mod softmax;

@@ -32,8 +32,9 @@ fn infer_err(e: impl std::fmt::Debug) -> EmbedError {
 /// dense-layer rewrite ([`super::dense`]), then tract's optimizer.
 fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
     let mut typed = model.into_typed()?.into_decluttered()?;
-    let replaced = super::dense::rewrite(&mut typed, packs)?;
-    tracing::debug!(replaced, "dense layers on clipgate's kernel");
+    let dense = super::dense::rewrite(&mut typed, packs)?;
+    let softmax = super::softmax::rewrite(&mut typed)?;
+    tracing::debug!(dense, softmax, "ops on clipgate's kernels");
     typed.into_optimized()?.into_runnable()
 }
 
