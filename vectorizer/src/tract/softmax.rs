@@ -141,7 +141,7 @@ unsafe fn exp512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.333_452e-3));
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.166_579_6e-2));
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.666_666_5e-1));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.000_000_1e-1));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5));
     let r2 = _mm512_mul_ps(r, r);
     y = _mm512_fmadd_ps(y, r2, r);
     y = _mm512_add_ps(y, _mm512_set1_ps(1.0));
