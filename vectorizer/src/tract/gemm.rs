@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
+use super::spin_pool::SpinPool;
+
 /// Columns of a weight panel: two 16-lane vectors.
 const PANEL: usize = 32;
 /// Rows of `X` per micro-kernel call.
@@ -151,23 +153,25 @@ impl PackedWeights {
             // `xp` and the panels hold `blocks·k·ROWS` and `panels·k·PANEL` floats.
             unsafe { self.run_panels(&xp, n, p0, p1, out) }
         };
-        match current_tract_executor() {
-            Executor::MultiThread(pool) if pool.current_num_threads() > 1 && self.panels > 1 => {
-                let tasks = pool.current_num_threads().min(self.panels);
-                let per = self.panels.div_ceil(tasks);
-                pool.install(|| {
-                    rayon::scope(|s| {
-                        for t in 0..tasks {
-                            let p0 = t * per;
-                            let p1 = ((t + 1) * per).min(self.panels);
-                            if p0 < p1 {
-                                s.spawn(move |_| run(p0, p1));
-                            }
-                        }
-                    })
-                });
-            }
-            _ => run(0, self.panels),
+        let threads = match current_tract_executor() {
+            Executor::MultiThread(pool) => pool.current_num_threads(),
+            _ => 1,
+        };
+        if threads > 1 && self.panels > 1 {
+            let pool = SpinPool::global(threads);
+            // A few parts per thread, claimed one at a time: a descheduled vCPU delays only the
+            // part it holds.
+            let parts = (pool.threads() * 4).min(self.panels);
+            let per = self.panels.div_ceil(parts);
+            pool.run(parts, &|i| {
+                let p0 = i * per;
+                let p1 = ((i + 1) * per).min(self.panels);
+                if p0 < p1 {
+                    run(p0, p1);
+                }
+            });
+        } else {
+            run(0, self.panels);
         }
     }
 

@@ -6,3 +6,4 @@ pub mod gemm;
 pub mod plans;
 pub mod runner;
 pub mod softmax;
+pub mod spin_pool;
