@@ -93,7 +93,8 @@ fn main() -> TractResult<()> {
         t0.elapsed().as_secs_f64()
     );
 
-    let text = "a photo of a cat".to_string();
+    // STAGES_TEXT: another query text (e.g. a long one for the 77-token case).
+    let text = std::env::var("STAGES_TEXT").unwrap_or_else(|_| "a photo of a cat".to_string());
     let ids = model.tokenize(&text)?;
     let len = ids.len();
     eprintln!("{len} tokens");
@@ -101,9 +102,13 @@ fn main() -> TractResult<()> {
 
     let t0 = Instant::now();
     let mut tower = TextTower::load(&text_onnx, "text_embeds")?;
-    tower.plan(8, 1)?;
+    let bucket = vectorizer::tract::runner::default_buckets(77)
+        .into_iter()
+        .find(|b| *b >= len)
+        .unwrap_or(77);
+    tower.plan(bucket, 1)?;
     let mut tower1 = TextTower::load(&text_onnx, "text_embeds")?;
-    tower1.plan(8, 1)?;
+    tower1.plan(bucket, 1)?;
     tower.plan(len, 1)?;
     let vtower = VisionTower::load(&vision_onnx, 224, 224)?;
     let i64f = |l: usize| InferenceFact::dt_shape(i64::datum_type(), tvec![1, l]);
@@ -196,19 +201,21 @@ fn main() -> TractResult<()> {
             }),
         ),
         (
-            "text: TextTower.run, batch 1, bucket 8",
+            "text: TextTower.run, batch 1",
             Box::new(|| {
                 scoped(&exec, &mut || {
-                    tower.run(std::slice::from_ref(&ids), 8, 0)?;
+                    tower.run(std::slice::from_ref(&ids), bucket, 0)?;
                     Ok(())
                 })
             }),
         ),
         (
-            "text: TextTower.run, batch 1, bucket 8, 1 thr",
+            "text: TextTower.run, batch 1, tract 1 thr, dense 2",
             Box::new(|| {
                 scoped(&single, &mut || {
-                    tower1.run(std::slice::from_ref(&ids), 8, 0)?;
+                    vectorizer::tract::gemm::with_threads(2, || {
+                        tower1.run(std::slice::from_ref(&ids), bucket, 0)
+                    })?;
                     Ok(())
                 })
             }),

@@ -62,10 +62,14 @@ fn main() -> TractResult<()> {
             profile(ours.plans().1, &input, iters)?,
         ))
     })?;
+    let d = multithread_tract_scope(Executor::SingleThread, || {
+        vectorizer::tract::gemm::with_threads(2, || profile(ours.plans().0, &input, iters))
+    })?;
     for (label, m) in [
         ("tract", a),
         ("clipgate, batch 1", b),
         ("clipgate, any batch", c),
+        ("clipgate, batch 1, tract single-threaded, dense on 2", d),
     ] {
         let total: f64 = m.values().map(|v| v.0).sum();
         println!("== {label}: {total:.2} ms per image");

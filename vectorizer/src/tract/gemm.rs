@@ -23,6 +23,32 @@ const PANEL: usize = 32;
 /// Rows of `X` per micro-kernel call.
 const ROWS: usize = 8;
 
+thread_local! {
+    /// Threads for dense products run on this thread, when set (see [`with_threads`]).
+    static DENSE_THREADS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with dense products on `threads` threads (the caller and the spinning helpers of
+/// [`SpinPool`]), whatever tract's executor is. The inference runner runs tract's own ops on a
+/// single-threaded executor and only the dense products on both cores: the attention products
+/// are too small to pay for waking rayon's workers.
+pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    let before = DENSE_THREADS.replace(Some(threads));
+    let r = f();
+    DENSE_THREADS.set(before);
+    r
+}
+
+/// Threads for a dense product on this thread: [`with_threads`]'s, else tract's executor's.
+fn dense_threads() -> usize {
+    DENSE_THREADS
+        .get()
+        .unwrap_or_else(|| match current_tract_executor() {
+            Executor::MultiThread(pool) => pool.current_num_threads(),
+            _ => 1,
+        })
+}
+
 /// Whether this CPU can run the kernel.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -153,10 +179,7 @@ impl PackedWeights {
             // `xp` and the panels hold `blocks·k·ROWS` and `panels·k·PANEL` floats.
             unsafe { self.run_panels(&xp, n, p0, p1, out) }
         };
-        let threads = match current_tract_executor() {
-            Executor::MultiThread(pool) => pool.current_num_threads(),
-            _ => 1,
-        };
+        let threads = dense_threads();
         if threads > 1 && self.panels > 1 {
             let pool = SpinPool::global(threads);
             // A few parts per thread, claimed one at a time: a descheduled vCPU delays only the

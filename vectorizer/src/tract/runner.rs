@@ -87,58 +87,66 @@ fn items(job: &Job) -> usize {
 
 /// Runs until every sender is dropped.
 pub fn run(rx: Receiver<Job>, mut text: Option<TextTower>, vision: VisionTower, cfg: RunnerConfig) {
-    let executor = if cfg.threads > 1 {
+    // With clipgate's dense kernel (AVX-512), the dense products use both cores through its
+    // spinning pool and tract's remaining ops (attention products, norms) run on this thread:
+    // they are too small to pay for waking rayon's workers (a 77-token text: 35–38 ms against
+    // 37–46 with tract's multithreaded executor, `examples/clip_stages.rs`). Without it, tract's
+    // own products need its multithreaded executor.
+    let dense = super::gemm::available();
+    let executor = if cfg.threads > 1 && !dense {
         Executor::multithread_with_name(cfg.threads, "clipgate-tract")
     } else {
         Executor::SingleThread
     };
-    multithread_tract_scope(executor, || {
-        let mut last_receipt: Option<Instant> = None;
-        while let Ok(first) = rx.recv() {
-            let now = Instant::now();
-            // Wait for companions only when requests are evidently arriving concurrently
-            // (others already queued, or the previous one came in less than `batch_wait`
-            // ago); otherwise allow only a short grace period, so that a lone query is not
-            // delayed by the whole `batch_wait` (issue 2 speed: it is a ~2 ms tax on every
-            // single-query latency) while a burst still forms one batch.
-            let concurrent =
-                !rx.is_empty() || last_receipt.is_some_and(|t| now - t < cfg.batch_wait);
-            last_receipt = Some(now);
-            let mut deadline = now
-                + if concurrent {
-                    cfg.batch_wait
-                } else {
-                    cfg.batch_wait.min(LONE_GRACE)
-                };
-            let mut jobs = vec![first];
-            let mut n = items(&jobs[0]);
-            while n < cfg.max_batch {
-                let next = if cfg.batch_wait.is_zero() {
-                    rx.try_recv().ok()
-                } else {
-                    rx.recv_deadline(deadline).ok()
-                };
-                let Some(j) = next else { break };
-                if !concurrent {
-                    // A second job within the grace period: a burst after all.
-                    deadline = now + cfg.batch_wait;
+    super::gemm::with_threads(cfg.threads, || {
+        multithread_tract_scope(executor, || {
+            let mut last_receipt: Option<Instant> = None;
+            while let Ok(first) = rx.recv() {
+                let now = Instant::now();
+                // Wait for companions only when requests are evidently arriving concurrently
+                // (others already queued, or the previous one came in less than `batch_wait`
+                // ago); otherwise allow only a short grace period, so that a lone query is not
+                // delayed by the whole `batch_wait` (issue 2 speed: it is a ~2 ms tax on every
+                // single-query latency) while a burst still forms one batch.
+                let concurrent =
+                    !rx.is_empty() || last_receipt.is_some_and(|t| now - t < cfg.batch_wait);
+                last_receipt = Some(now);
+                let mut deadline = now
+                    + if concurrent {
+                        cfg.batch_wait
+                    } else {
+                        cfg.batch_wait.min(LONE_GRACE)
+                    };
+                let mut jobs = vec![first];
+                let mut n = items(&jobs[0]);
+                while n < cfg.max_batch {
+                    let next = if cfg.batch_wait.is_zero() {
+                        rx.try_recv().ok()
+                    } else {
+                        rx.recv_deadline(deadline).ok()
+                    };
+                    let Some(j) = next else { break };
+                    if !concurrent {
+                        // A second job within the grace period: a burst after all.
+                        deadline = now + cfg.batch_wait;
+                    }
+                    last_receipt = Some(Instant::now());
+                    n += items(&j);
+                    jobs.push(j);
                 }
-                last_receipt = Some(Instant::now());
-                n += items(&j);
-                jobs.push(j);
+                ::metrics::gauge!("clipgate_tract_queue_depth").set(rx.len() as f64);
+                let (texts, images): (Vec<Job>, Vec<Job>) = jobs
+                    .into_iter()
+                    .partition(|j| matches!(j.work, Work::Texts(_)));
+                if !texts.is_empty() {
+                    run_texts(texts, text.as_mut(), &cfg);
+                }
+                if !images.is_empty() {
+                    run_images(images, &vision, &cfg);
+                }
             }
-            ::metrics::gauge!("clipgate_tract_queue_depth").set(rx.len() as f64);
-            let (texts, images): (Vec<Job>, Vec<Job>) = jobs
-                .into_iter()
-                .partition(|j| matches!(j.work, Work::Texts(_)));
-            if !texts.is_empty() {
-                run_texts(texts, text.as_mut(), &cfg);
-            }
-            if !images.is_empty() {
-                run_images(images, &vision, &cfg);
-            }
-        }
-    });
+        })
+    })
 }
 
 /// Per job: its item vectors as they are filled in, or the first error.
@@ -269,15 +277,14 @@ fn run_images(jobs: Vec<Job>, tower: &VisionTower, cfg: &RunnerConfig) {
 }
 
 /// `run` over consecutive runs of at most `chunk` items, each run's result with the items it
-/// covers, in order. One item runs on the calling thread, whose tract executor spreads each
-/// matrix product over `threads` workers. Several items are instead divided into `threads`
-/// parts that run at once, each on its own thread with a single-threaded executor: on the
-/// 2-core benchmark machine tract's multithreaded products speed one run up by only 0–15 %
-/// (`examples/clip_stages.rs`), while two independent runs take about 1.3× less time for 16
-/// images than the same runs one after the other with two product threads
-/// (`examples/data_parallel.rs`). As with any change of batch composition, an item's vector may
-/// differ in its last bits from the same item computed in another batch (tract's kernel choice
-/// depends on the product's size); the parity tests' tolerances hold either way.
+/// covers, in order. One item runs on the calling thread, whose dense products use `threads`
+/// threads (`gemm::with_threads`, set by [`run`]). Several items are instead divided into
+/// `threads` parts that run at once, each on its own thread with single-threaded products: two
+/// independent runs of 8 images took 723–912 ms against 1,018–1,349 ms for the same runs one
+/// after the other with two product threads, and 32 texts 200–277 against 299–380 ms
+/// (`examples/data_parallel.rs`, with clipgate's dense kernel). As with any change of batch
+/// composition, an item's vector may differ in its last bits from the same item computed in
+/// another batch; the parity tests' tolerances hold either way.
 fn run_chunks<T: Sync>(
     items: &[T],
     chunk: usize,
