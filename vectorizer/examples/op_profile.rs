@@ -51,6 +51,21 @@ fn main() -> TractResult<()> {
     model.select_output_outlets(&outs[..1])?;
     let raw = model.into_optimized()?.into_runnable()?;
     let input = Tensor::zero::<f32>(&[1, 3, 224, 224])?;
+    if std::env::var_os("PROFILE_SHAPES").is_some() {
+        let m = ours.plans().1.model();
+        for n in m.nodes() {
+            let name = n.op().name();
+            if name == "Mul" || name == "Add" || name == "MoveAxis" {
+                let facts: Vec<String> = n
+                    .inputs
+                    .iter()
+                    .map(|i| format!("{:?}", m.outlet_fact(*i).map(|f| f.shape.clone())))
+                    .collect();
+                println!("{name} {} {facts:?}", n.name);
+            }
+        }
+        return Ok(());
+    }
     let exec = Executor::multithread_with_name(2, "profile");
     let (a, b, c) = multithread_tract_scope(exec, || -> TractResult<_> {
         profile(&raw, &input, 2)?;

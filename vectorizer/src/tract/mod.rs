@@ -2,6 +2,7 @@
 //! thread (issue 2 item 4).
 
 pub mod dense;
+pub mod elementwise;
 pub mod gemm;
 pub mod plans;
 pub mod runner;

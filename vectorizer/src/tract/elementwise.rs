@@ -1,0 +1,175 @@
+//! Graph rewrite for plans with a symbolic batch size: f32 `Add` / `Mul` of two tensors of the
+//! same shape, or of a tensor and a one-element constant, as plain loops.
+//!
+//! Why: tract specializes these (its `OptAddUnicast`, `OptMulByScalar`, …) only when it can
+//! prove the shapes equal with concrete sizes. With the batch size symbolic, the residual adds,
+//! the quick-GELU products and the layer norms' scalings stay on its generic broadcasting path:
+//! 12 of 70 ms of a ViT-B/32 image in the batch plan against 3 in the batch-of-one plan
+//! (`examples/op_profile.rs`). Plans with concrete shapes are left to tract.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::math::{Add, Mul};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Add,
+    Mul,
+}
+
+impl Kind {
+    fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            Kind::Add => a + b,
+            Kind::Mul => a * b,
+        }
+    }
+}
+
+/// `a ∘ b` for two f32 tensors of the same shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SameShape(pub Kind);
+
+/// `a ∘ c` with `c` one constant value (stored as its bits, so the op is `Eq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByScalar(pub Kind, pub u32);
+
+impl Op for SameShape {
+    fn name(&self) -> StaticName {
+        format!("Clipgate{:?}SameShape", self.0).into()
+    }
+    op_as_typed_op!();
+}
+
+impl Op for ByScalar {
+    fn name(&self) -> StaticName {
+        format!("Clipgate{:?}ByScalar", self.0).into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for SameShape {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(inputs.len() == 2, "two inputs expected");
+        let mut it = inputs.into_iter();
+        let (Some(a), Some(b)) = (it.next(), it.next()) else {
+            bail!("two inputs expected");
+        };
+        ensure!(
+            a.shape() == b.shape(),
+            "shapes {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        );
+        let mut a = a.into_tensor();
+        {
+            let mut av = a.try_as_plain_ram_mut()?;
+            let av = av.as_slice_mut::<f32>()?;
+            let bv = b.try_as_plain_ram()?;
+            let bv = bv.as_slice::<f32>()?;
+            let k = self.0;
+            for (x, y) in av.iter_mut().zip(bv) {
+                *x = k.apply(*x, *y);
+            }
+        }
+        Ok(tvec!(a.into_tvalue()))
+    }
+}
+
+impl EvalOp for ByScalar {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(inputs.len() == 1, "one input expected");
+        let mut a = inputs
+            .into_iter()
+            .next()
+            .map(|v| v.into_tensor())
+            .unwrap_or_default();
+        let (k, c) = (self.0, f32::from_bits(self.1));
+        {
+            let mut av = a.try_as_plain_ram_mut()?;
+            for x in av.as_slice_mut::<f32>()? {
+                *x = k.apply(*x, c);
+            }
+        }
+        Ok(tvec!(a.into_tvalue()))
+    }
+}
+
+impl TypedOp for SameShape {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(&*inputs[0].shape)))
+    }
+    as_op!();
+}
+
+impl TypedOp for ByScalar {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(&*inputs[0].shape)))
+    }
+    as_op!();
+}
+
+/// Rewrites the f32 `Add` / `Mul` nodes of a graph whose shapes are symbolic; returns how many.
+pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(bin) = node.op_as::<TypedBinOp>() else {
+            continue;
+        };
+        let kind = if bin.0.is::<Add>() {
+            Kind::Add
+        } else if bin.0.is::<Mul>() {
+            Kind::Mul
+        } else {
+            continue;
+        };
+        if node.inputs.len() != 2 || bin.1.is_some() {
+            continue;
+        }
+        let facts = model.node_input_facts(id)?;
+        let out = model.outlet_fact(OutletId::new(id, 0))?;
+        let plain_f32 = |f: &TypedFact| f.datum_type == f32::datum_type() && f.is_plain();
+        if !facts.iter().all(|f| plain_f32(f)) || out.shape.as_concrete().is_some() {
+            continue;
+        }
+        let scalar = |f: &TypedFact| {
+            f.konst.as_ref().filter(|t| t.len() == 1).and_then(|t| {
+                t.try_as_plain_ram()
+                    .ok()?
+                    .as_slice::<f32>()
+                    .ok()?
+                    .first()
+                    .copied()
+            })
+        };
+        let patch = if facts[0].shape == facts[1].shape && facts[0].shape == out.shape {
+            TypedModelPatch::replace_single_op(model, node, &node.inputs, SameShape(kind))?
+        } else if let (Some(c), true) = (scalar(facts[1]), facts[0].shape == out.shape) {
+            TypedModelPatch::replace_single_op(
+                model,
+                node,
+                &node.inputs[..1],
+                ByScalar(kind, c.to_bits()),
+            )?
+        } else if let (Some(c), true) = (scalar(facts[0]), facts[1].shape == out.shape) {
+            TypedModelPatch::replace_single_op(
+                model,
+                node,
+                &node.inputs[1..],
+                ByScalar(kind, c.to_bits()),
+            )?
+        } else {
+            continue;
+        };
+        drop(facts);
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
