@@ -35,6 +35,8 @@ pub struct Dense {
     weights: PackedWeights,
     contracted: usize,
     out: TVec<OutAxis>,
+    /// A second input of the output's shape is added to the product (a skip connection).
+    residual: bool,
 }
 
 impl PartialEq for Dense {
@@ -42,6 +44,7 @@ impl PartialEq for Dense {
         self.weights.same_as(&other.weights)
             && self.contracted == other.contracted
             && self.out == other.out
+            && self.residual == other.residual
     }
 }
 impl Eq for Dense {}
@@ -75,7 +78,11 @@ impl EvalOp for Dense {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        ensure!(inputs.len() == 1, "Dense takes one input");
+        ensure!(
+            inputs.len() == 1 + self.residual as usize,
+            "Dense takes {} input(s)",
+            1 + self.residual as usize
+        );
         let x = &inputs[0];
         let shape = x.shape();
         let k = self.weights.k();
@@ -100,7 +107,19 @@ impl EvalOp for Dense {
             let xs = xs.as_slice::<f32>()?;
             let mut ys = y.try_as_plain_ram_mut()?;
             let ys = ys.as_slice_mut::<f32>()?;
-            self.weights.matmul(xs, n, ys);
+            match inputs.get(1) {
+                Some(r) => {
+                    ensure!(
+                        r.shape() == &*out_shape,
+                        "Dense: residual shape {:?}",
+                        r.shape()
+                    );
+                    let rs = r.try_as_plain_ram()?;
+                    self.weights
+                        .matmul_add(xs, n, Some(rs.as_slice::<f32>()?), ys);
+                }
+                None => self.weights.matmul(xs, n, ys),
+            }
         }
         Ok(tvec!(y.into_tvalue()))
     }
@@ -118,6 +137,7 @@ impl TypedOp for Dense {
 /// How a matched `EinSum` maps onto [`Dense`].
 struct Match {
     activation: OutletId,
+    residual: Option<OutletId>,
     dense: Dense,
     /// The node whose output the dense op replaces: the einsum, or the `+ bias` after it.
     last: usize,
@@ -269,6 +289,7 @@ fn match_dense(
         weights,
         contracted: contracted.len(),
         out: out_axes,
+        residual: false,
     };
     // A following `+ bias` (a constant that varies only along `m`) goes into the kernel's store.
     let mut last = node.id;
@@ -278,11 +299,49 @@ fn match_dense(
             last = next.id;
         }
     }
+    // Then a skip connection: `+ r` with `r` a computed tensor of the output's shape.
+    let mut residual = None;
+    if let Some(next) = model.single_succ(last)? {
+        if let Some(r) = residual_of(model, next, last)? {
+            residual = Some(r);
+            dense.residual = true;
+            last = next.id;
+        }
+    }
     Ok(Some(Match {
         activation: node.inputs[aix],
+        residual,
         dense,
         last,
     }))
+}
+
+/// The other operand when `next` is `from + r` (f32 `Add`) with `r` computed (not a constant)
+/// and of exactly the sum's shape.
+fn residual_of(model: &TypedModel, next: &TypedNode, from: usize) -> TractResult<Option<OutletId>> {
+    let Some(bin) = next.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    if !bin.0.is::<tract_onnx::tract_core::ops::math::Add>() || next.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let ours = OutletId::new(from, 0);
+    let other = match (next.inputs[0] == ours, next.inputs[1] == ours) {
+        (true, false) => next.inputs[1],
+        (false, true) => next.inputs[0],
+        _ => return Ok(None),
+    };
+    let fact = model.outlet_fact(other)?;
+    let sum = model.outlet_fact(OutletId::new(next.id, 0))?;
+    if fact.konst.is_some()
+        || fact.datum_type != f32::datum_type()
+        || !fact.is_plain()
+        || fact.shape != sum.shape
+        || model.outlet_fact(ours)?.shape != sum.shape
+    {
+        return Ok(None);
+    }
+    Ok(Some(other))
 }
 
 /// The bias vector when `next` is `einsum + c` with `c` constant, broadcast from `[…, m]` with
@@ -337,8 +396,11 @@ pub fn rewrite(model: &mut TypedModel, cache: &PackCache) -> TractResult<usize> 
             continue;
         };
         let mut patch = TypedModelPatch::default();
-        let tap = patch.tap_model(model, m.activation)?;
-        let wire = patch.wire_node(&node.name, m.dense, &[tap])?;
+        let mut taps = tvec![patch.tap_model(model, m.activation)?];
+        if let Some(r) = m.residual {
+            taps.push(patch.tap_model(model, r)?);
+        }
+        let wire = patch.wire_node(&node.name, m.dense, &taps)?;
         patch.shunt_outside(model, OutletId::new(m.last, 0), wire[0])?;
         patch.apply(model)?;
         replaced += 1;

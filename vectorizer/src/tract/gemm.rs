@@ -165,10 +165,20 @@ impl PackedWeights {
     }
 
     /// `y = x · W (+ bias)` for `n` rows: `x` is `n×k`, `y` is `n×m`, both row-major.
-    /// Runs on the calling thread's tract executor (its rayon pool when multithreaded).
     pub fn matmul(&self, x: &[f32], n: usize, y: &mut [f32]) {
+        self.matmul_add(x, n, None, y)
+    }
+
+    /// `y = x · W (+ bias) (+ residual)`, `residual` being `n×m` like `y` (a transformer's skip
+    /// connection, added in the same store instead of another pass over memory). Runs on
+    /// [`dense_threads`] threads.
+    pub fn matmul_add(&self, x: &[f32], n: usize, residual: Option<&[f32]>, y: &mut [f32]) {
         assert_eq!(x.len(), n * self.k, "x is not n×k");
         assert_eq!(y.len(), n * self.m, "y is not n×m");
+        if let Some(r) = residual {
+            assert_eq!(r.len(), y.len(), "residual is not n×m");
+        }
+        let res = InPtr(residual.map_or(std::ptr::null(), |r| r.as_ptr()));
         if n == 0 {
             return;
         }
@@ -177,7 +187,7 @@ impl PackedWeights {
         let run = |p0: usize, p1: usize| {
             // SAFETY: tasks cover disjoint panel ranges, so they write disjoint columns of `y`;
             // `xp` and the panels hold `blocks·k·ROWS` and `panels·k·PANEL` floats.
-            unsafe { self.run_panels(&xp, n, p0, p1, out) }
+            unsafe { self.run_panels(&xp, n, p0, p1, out, res) }
         };
         let threads = dense_threads();
         if threads > 1 && self.panels > 1 {
@@ -200,7 +210,15 @@ impl PackedWeights {
 
     /// Panels `p0..p1` for all rows, in row chunks small enough that a chunk of packed `x`
     /// stays in L2 while every panel of the range passes over it.
-    unsafe fn run_panels(&self, xp: &Aligned, n: usize, p0: usize, p1: usize, y: OutPtr) {
+    unsafe fn run_panels(
+        &self,
+        xp: &Aligned,
+        n: usize,
+        p0: usize,
+        p1: usize,
+        y: OutPtr,
+        res: InPtr,
+    ) {
         let k = self.k;
         let blocks = n.div_ceil(ROWS);
         let chunk_blocks = ((256 * 1024) / (k * ROWS * 4)).max(1);
@@ -225,6 +243,11 @@ impl PackedWeights {
                     let rows = ROWS.min(n - b * ROWS);
                     let xb = unsafe { xp.as_ptr().add(b * k * ROWS) };
                     let dst = unsafe { y.0.add(b * ROWS * self.m + c0) };
+                    let add = if res.0.is_null() {
+                        res.0
+                    } else {
+                        unsafe { res.0.add(b * ROWS * self.m + c0) }
+                    };
                     let bi = b - b0;
                     let pf = if p + 1 < p1 && bi > 0 {
                         let first = (bi - 1) * share;
@@ -234,7 +257,7 @@ impl PackedWeights {
                     } else {
                         (panel, 0)
                     };
-                    unsafe { tile(k, xb, panel, dst, self.m, rows, width, bias, pf) };
+                    unsafe { tile(k, xb, panel, (dst, add), self.m, rows, width, bias, pf) };
                 }
             }
             b0 = b1;
@@ -247,6 +270,13 @@ struct OutPtr(*mut f32);
 // SAFETY: shared between tasks that write disjoint column ranges (see `matmul`).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
+
+/// The residual, read by every task (null when there is none).
+#[derive(Clone, Copy)]
+struct InPtr(*const f32);
+// SAFETY: read-only while the product runs.
+unsafe impl Send for InPtr {}
+unsafe impl Sync for InPtr {}
 
 /// Packs `x` (`n×k`) into blocks of 8 rows, `k`-major: block `b` holds `x[8b+r][kk]` at
 /// `kk·8 + r`, zero rows past `n`.
@@ -275,7 +305,7 @@ unsafe fn tile(
     k: usize,
     xb: *const f32,
     panel: *const f32,
-    dst: *mut f32,
+    (dst, add): (*mut f32, *const f32),
     ld: usize,
     rows: usize,
     width: usize,
@@ -360,9 +390,17 @@ unsafe fn tile(
         ];
         for (r, (lo, hi)) in acc.iter().enumerate().take(rows) {
             let row = dst.add(r * ld);
-            _mm512_mask_storeu_ps(row, lo_mask, _mm512_add_ps(*lo, bias0));
+            let (mut lo, mut hi) = (_mm512_add_ps(*lo, bias0), _mm512_add_ps(*hi, bias1));
+            if !add.is_null() {
+                let from = add.add(r * ld);
+                lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(lo_mask, from));
+                if hi_mask != 0 {
+                    hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(hi_mask, from.add(16)));
+                }
+            }
+            _mm512_mask_storeu_ps(row, lo_mask, lo);
             if hi_mask != 0 {
-                _mm512_mask_storeu_ps(row.add(16), hi_mask, _mm512_add_ps(*hi, bias1));
+                _mm512_mask_storeu_ps(row.add(16), hi_mask, hi);
             }
         }
     }
@@ -374,7 +412,7 @@ unsafe fn tile(
     _k: usize,
     _xb: *const f32,
     _panel: *const f32,
-    _dst: *mut f32,
+    _dst: (*mut f32, *const f32),
     _ld: usize,
     _rows: usize,
     _width: usize,
