@@ -34,8 +34,15 @@ fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
     let mut typed = model.into_typed()?.into_decluttered()?;
     let dense = super::dense::rewrite(&mut typed, packs)?;
     let softmax = super::softmax::rewrite(&mut typed)?;
+    let attention = super::attention::rewrite(&mut typed)?;
     let elementwise = super::elementwise::rewrite(&mut typed)?;
-    tracing::debug!(dense, softmax, elementwise, "ops on clipgate's kernels");
+    tracing::debug!(
+        dense,
+        softmax,
+        attention,
+        elementwise,
+        "ops on clipgate's kernels"
+    );
     typed.into_optimized()?.into_runnable()
 }
 
