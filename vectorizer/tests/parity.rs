@@ -398,14 +398,25 @@ fn fixture_plans_run_the_dense_and_softmax_kernels() {
             "{what}: {dense} dense, {softmax} softmax"
         );
         for left in ["EinSum", "OptMatMul"] {
-            // What is left of tract's products are the attention products (two per softmax)
-            // and the vision tower's patch-embedding convolution.
+            // Every product of the towers runs on clipgate's kernels.
             assert!(
-                count(&plan, left) <= 2 * softmax + 1,
+                count(&plan, left) == 0,
                 "{what}: {} {left} left for {softmax} attention softmaxes",
                 count(&plan, left)
             );
         }
         assert_eq!(count(&plan, "Softmax"), 0, "{what}: tract softmax left");
+        if what.starts_with("image") {
+            assert_eq!(
+                count(&plan, "ClipgatePatchEmbed"),
+                1,
+                "{what}: patch embedding"
+            );
+            assert_eq!(count(&plan, "Conv"), 0, "{what}: tract convolution left");
+        }
+        assert!(
+            count(&plan, "ClipgateBatchedProduct") >= 2 * softmax,
+            "{what}: attention"
+        );
     }
 }

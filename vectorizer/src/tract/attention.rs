@@ -212,6 +212,10 @@ fn match_product(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Bat
     );
     let pos = |v: &[char], x: char| v.iter().position(|y| *y == x);
     let (mut batch, mut m, mut k, mut n) = (tvec![], None, None, None);
+    // Unit axes that only one of A, B, C has (tract drops or adds them freely).
+    let (mut a_units, mut b_units) = (0, 0);
+    let c_fact = model.outlet_fact(OutletId::new(node.id, 0))?;
+    let unit = |d: &TDim| *d == 1.to_dim();
     let mut all: Vec<char> = a.iter().chain(&b).chain(&c).copied().collect();
     all.sort_unstable();
     all.dedup();
@@ -226,13 +230,19 @@ fn match_product(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Bat
             (Some(pa), None, Some(pc)) if m.is_none() => m = Some((pa, pc)),
             (Some(pa), Some(pb), None) if k.is_none() => k = Some((pa, pb)),
             (None, Some(pb), Some(pc)) if n.is_none() => n = Some((pb, pc)),
+            (Some(pa), None, None) if unit(&facts[0].shape[pa]) => a_units += 1,
+            (None, Some(pb), None) if unit(&facts[1].shape[pb]) => b_units += 1,
+            (None, None, Some(pc)) if unit(&c_fact.shape[pc]) => {}
             _ => return Ok(None),
         }
     }
     let (Some(m), Some(k), Some(n)) = (m, k, n) else {
         return Ok(None);
     };
-    if n.1 + 1 != c.len() || a.len() != batch.len() + 2 || b.len() != batch.len() + 2 {
+    if n.1 + 1 != c.len()
+        || a.len() != batch.len() + 2 + a_units
+        || b.len() != batch.len() + 2 + b_units
+    {
         return Ok(None);
     }
     // Batch axes in output order, so the batch index walks C's memory in order.
@@ -326,6 +336,9 @@ mod tests {
         check("ambk,anbk->abmn", &[2, 50, 3, 64], &[2, 50, 3, 64]);
         check("abmk,akbn->ambn", &[2, 3, 50, 50], &[2, 50, 3, 64]);
         check("ambk,anbk->abmn", &[1, 7, 8, 16], &[1, 7, 8, 16]);
+        // Batch-of-one plans: a unit axis only in the output, or only in the first operand.
+        check("mbk,nbk->abmn", &[8, 2, 16], &[8, 2, 16]);
+        check("abmk,kbn->mbn", &[1, 2, 8, 8], &[8, 2, 16]);
         // Wider than one 64-column chunk, and no batch axis at all.
         check("bmk,bkn->bmn", &[2, 5, 9], &[2, 9, 130]);
         check("mk,kn->mn", &[3, 4], &[4, 17]);

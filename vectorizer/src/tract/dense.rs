@@ -154,6 +154,42 @@ pub struct PackCache {
 /// Content hashes, stored shape (rows, cols) and whether rows are `k`.
 type PackKey = (u64, u64, usize, usize, bool);
 
+impl PackCache {
+    /// The packed form of a row-major `rows × cols` weight matrix: `k × m` when `k_first`, else
+    /// `m × k` (transposed before packing). Packed once per distinct content.
+    pub fn packed(
+        &self,
+        data: &[f32],
+        rows: usize,
+        cols: usize,
+        k_first: bool,
+    ) -> TractResult<PackedWeights> {
+        ensure!(data.len() == rows * cols, "weight is not {rows}×{cols}");
+        let (h1, h2) = content_key(data);
+        let key = (h1, h2, rows, cols, k_first);
+        let mut packed = self
+            .packed
+            .lock()
+            .map_err(|_| anyhow!("pack cache poisoned"))?;
+        Ok(packed
+            .entry(key)
+            .or_insert_with(|| {
+                if k_first {
+                    PackedWeights::pack(data, rows, cols)
+                } else {
+                    let mut t = vec![0f32; rows * cols];
+                    for r in 0..rows {
+                        for col in 0..cols {
+                            t[col * rows + r] = data[r * cols + col];
+                        }
+                    }
+                    PackedWeights::pack(&t, cols, rows)
+                }
+            })
+            .clone())
+    }
+}
+
 /// Two independent 64-bit hashes of the matrix's bits: a key for equal content, computed at
 /// plan-build time only (about 20 ms for ViT-B/32's text tower).
 fn content_key(data: &[f32]) -> (u64, u64) {
@@ -263,28 +299,7 @@ fn match_dense(
     let (rows, cols) = if k_first { (k, m) } else { (m, k) };
     let data = w.try_as_plain_ram()?;
     let data = data.as_slice::<f32>()?;
-    let (h1, h2) = content_key(data);
-    let key = (h1, h2, rows, cols, k_first);
-    let mut packed = cache
-        .packed
-        .lock()
-        .map_err(|_| anyhow!("pack cache poisoned"))?;
-    let weights = packed
-        .entry(key)
-        .or_insert_with(|| {
-            if k_first {
-                PackedWeights::pack(data, rows, cols)
-            } else {
-                let mut t = vec![0f32; rows * cols];
-                for r in 0..rows {
-                    for col in 0..cols {
-                        t[col * rows + r] = data[r * cols + col];
-                    }
-                }
-                PackedWeights::pack(&t, cols, rows)
-            }
-        })
-        .clone();
+    let weights = cache.packed(data, rows, cols, k_first)?;
     let mut dense = Dense {
         weights,
         contracted: contracted.len(),

@@ -33,11 +33,13 @@ fn infer_err(e: impl std::fmt::Debug) -> EmbedError {
 fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
     let mut typed = model.into_typed()?.into_decluttered()?;
     let dense = super::dense::rewrite(&mut typed, packs)?;
+    let patches = super::patch_embed::rewrite(&mut typed, packs)?;
     let softmax = super::softmax::rewrite(&mut typed)?;
     let attention = super::attention::rewrite(&mut typed)?;
     let elementwise = super::elementwise::rewrite(&mut typed)?;
     tracing::debug!(
         dense,
+        patches,
         softmax,
         attention,
         elementwise,
