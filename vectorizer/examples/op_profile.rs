@@ -40,6 +40,67 @@ fn main() -> TractResult<()> {
     let dir = std::env::var_os("CLIPGATE_BENCH_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("fixtures/bench/vit-b32"));
+    if let Some(len) = std::env::var("PROFILE_TEXT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        // The text tower for one text of `len` tokens, as the runner runs it.
+        let mut text = vectorizer::tract::plans::TextTower::load(
+            &dir.join("onnx/text_model.onnx"),
+            "text_embeds",
+        )?;
+        let plan = text.plan(len, 1)?;
+        if std::env::var_os("PROFILE_SHAPES").is_some() {
+            let m = plan.model();
+            for n in m.nodes() {
+                if n.op().name() == "Add" {
+                    let facts: Vec<String> = n
+                        .inputs
+                        .iter()
+                        .map(|i| {
+                            m.outlet_fact(*i)
+                                .map(|f| format!("{:?} const={}", f.shape, f.konst.is_some()))
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    println!("Add {} {facts:?}", n.name);
+                }
+            }
+        }
+        let ids: Vec<i64> = (0..len as i64).map(|i| 400 + i).collect();
+        let ids = Tensor::from_shape(&[1, len], &ids)?;
+        let mask = Tensor::from_shape(&[1, len], &vec![1i64; len])?;
+        let m = multithread_tract_scope(Executor::SingleThread, || {
+            vectorizer::tract::gemm::with_threads(2, || -> TractResult<_> {
+                let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+                let mut state = plan.spawn()?;
+                for it in 0..iters + 2 {
+                    state.run_plan_with_eval(
+                        tvec![ids.clone().into(), mask.clone().into()],
+                        |ctx, st, node, inputs| {
+                            let t = Instant::now();
+                            let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
+                            if it >= 2 {
+                                let e = by_op.entry(node.op().name().to_string()).or_default();
+                                e.0 += t.elapsed().as_secs_f64() * 1e3 / iters as f64;
+                                e.1 += 1;
+                            }
+                            r
+                        },
+                    )?;
+                }
+                Ok(by_op)
+            })
+        })?;
+        let total: f64 = m.values().map(|v| v.0).sum();
+        println!("== text, {len} tokens: {total:.2} ms");
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_by(|x, y| y.1 .0.total_cmp(&x.1 .0));
+        for (name, (ms, n)) in v.iter().take(14) {
+            println!("  {name:<28} {ms:>8.2} ms  ({} nodes)", n / iters.max(1));
+        }
+        return Ok(());
+    }
     let onnx = dir.join("onnx/vision_model.onnx");
     let ours = VisionTower::load(&onnx, 224, 224)?;
     let mut model = tract_onnx::onnx().model_for_path(&onnx)?;

@@ -76,9 +76,11 @@ impl EvalOp for BatchedProduct {
         let mut c = unsafe { Tensor::uninitialized::<f32>(&csh)? };
         let mut cv = c.try_as_plain_ram_mut()?;
         let cv = cv.as_slice_mut::<f32>()?;
+        let c_len = cv.len();
+        let out = SharedOut(cv.as_mut_ptr());
+        // Offsets of every batch index in A, B and C (last batch axis fastest).
         let batches: usize = self.batch.iter().map(|&(pa, _, _)| ash[pa]).product();
-        let np = n.div_ceil(16) * 16;
-        let mut bp = vec![0f32; k * np];
+        let mut offsets = Vec::with_capacity(batches);
         let mut idx: TVec<usize> = tvec![0; self.batch.len()];
         for _ in 0..batches {
             let (mut oa, mut ob, mut oc) = (0, 0, 0);
@@ -87,21 +89,7 @@ impl EvalOp for BatchedProduct {
                 ob += idx[i] * sb[pb];
                 oc += idx[i] * sc[pc];
             }
-            for kk in 0..k {
-                let row = &mut bp[kk * np..kk * np + n];
-                let base = ob + kk * sb[self.k.1];
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = bv[base + j * sb[self.n.0]];
-                }
-            }
-            for mm in 0..m {
-                let a0 = oa + mm * sa[self.m.0];
-                let c0 = oc + mm * sc[self.m.1];
-                let ka = sa[self.k.0];
-                let arow = &av[a0..a0 + (k.max(1) - 1) * ka + 1];
-                row_product(k, arow, ka, &bp, np, &mut cv[c0..c0 + n]);
-            }
-            // Next batch index, last axis fastest.
+            offsets.push((oa, ob, oc));
             for i in (0..idx.len()).rev() {
                 idx[i] += 1;
                 if idx[i] < ash[self.batch[i].0] {
@@ -110,6 +98,47 @@ impl EvalOp for BatchedProduct {
                 idx[i] = 0;
             }
         }
+        let np = n.div_ceil(16) * 16;
+        let (sbk, sbn, sam, sak, scm) = (
+            sb[self.k.1],
+            sb[self.n.0],
+            sa[self.m.0],
+            sa[self.k.0],
+            sc[self.m.1],
+        );
+        // Batch indices split over the dense threads when the products are worth it.
+        let parts = if m * n * k * batches >= 1 << 20 {
+            batches.min(8)
+        } else {
+            1
+        };
+        let per = batches.div_ceil(parts);
+        gemm::run_parts(parts, &|part| {
+            let mut bp = vec![0f32; k * np];
+            for &(oa, ob, oc) in offsets.iter().skip(part * per).take(per) {
+                for kk in 0..k {
+                    let row = &mut bp[kk * np..kk * np + n];
+                    let base = ob + kk * sbk;
+                    if sbn == 1 {
+                        row.copy_from_slice(&bv[base..base + n]);
+                    } else {
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = bv[base + j * sbn];
+                        }
+                    }
+                }
+                for mm in 0..m {
+                    let a0 = oa + mm * sam;
+                    let c0 = oc + mm * scm;
+                    let arow = &av[a0..a0 + (k.max(1) - 1) * sak + 1];
+                    assert!(c0 + n <= c_len, "output row out of bounds");
+                    // SAFETY: within C (checked above); batch indices of different parts
+                    // write disjoint rows of C.
+                    let crow = unsafe { std::slice::from_raw_parts_mut(out.at(c0), n) };
+                    row_product(k, arow, sak, &bp, np, crow);
+                }
+            }
+        });
         Ok(tvec!(c.into_tvalue()))
     }
 }
@@ -121,6 +150,20 @@ impl TypedOp for BatchedProduct {
         )))
     }
     as_op!();
+}
+
+/// C's buffer, written by several parts at once (disjoint rows).
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: see `eval`: parts write disjoint rows.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// A method, so closures capture the whole (`Sync`) wrapper and not its raw pointer field.
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
 }
 
 /// `out[j] = Σ_kk a[kk·ka] · bp[kk·np + j]` for `j < out.len()`.

@@ -49,6 +49,17 @@ fn dense_threads() -> usize {
         })
 }
 
+/// Runs `f(0..parts)` on [`dense_threads`] threads (the caller and [`SpinPool`]'s helpers), or
+/// in order on the caller when that is one thread.
+pub fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    let threads = dense_threads();
+    if threads > 1 && parts > 1 {
+        SpinPool::global(threads).run(parts, f);
+    } else {
+        (0..parts).for_each(f);
+    }
+}
+
 /// Whether this CPU can run the kernel.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -189,23 +200,17 @@ impl PackedWeights {
             // `xp` and the panels hold `blocks·k·ROWS` and `panels·k·PANEL` floats.
             unsafe { self.run_panels(&xp, n, p0, p1, out, res) }
         };
-        let threads = dense_threads();
-        if threads > 1 && self.panels > 1 {
-            let pool = SpinPool::global(threads);
-            // A few parts per thread, claimed one at a time: a descheduled vCPU delays only the
-            // part it holds.
-            let parts = (pool.threads() * 4).min(self.panels);
-            let per = self.panels.div_ceil(parts);
-            pool.run(parts, &|i| {
-                let p0 = i * per;
-                let p1 = ((i + 1) * per).min(self.panels);
-                if p0 < p1 {
-                    run(p0, p1);
-                }
-            });
-        } else {
-            run(0, self.panels);
-        }
+        // A few parts per thread, claimed one at a time: a descheduled vCPU delays only the part
+        // it holds.
+        let parts = (dense_threads() * 4).min(self.panels);
+        let per = self.panels.div_ceil(parts.max(1));
+        run_parts(parts, &|i| {
+            let p0 = i * per;
+            let p1 = ((i + 1) * per).min(self.panels);
+            if p0 < p1 {
+                run(p0, p1);
+            }
+        });
     }
 
     /// Panels `p0..p1` for all rows, in row chunks small enough that a chunk of packed `x`
