@@ -314,6 +314,11 @@ fn match_dense(
             last = next.id;
         }
     }
+    // Then CLIP's activation, `y · sigmoid(1.702 · y)`, into the store as well.
+    if let Some((alpha, end)) = quick_gelu_of(model, last)? {
+        dense.weights = dense.weights.with_quick_gelu(alpha);
+        last = end;
+    }
     // Then a skip connection: `+ r` with `r` a computed tensor of the output's shape.
     let mut residual = None;
     if let Some(next) = model.single_succ(last)? {
@@ -329,6 +334,70 @@ fn match_dense(
         dense,
         last,
     }))
+}
+
+/// `(α, last node)` when `from`'s output `y` feeds exactly `y · sigmoid(α · y)` (three nodes:
+/// a multiplication by the constant α, a sigmoid, the product with `y`) and nothing else.
+fn quick_gelu_of(model: &TypedModel, from: usize) -> TractResult<Option<(f32, usize)>> {
+    use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+    use tract_onnx::tract_core::ops::math::Mul;
+    use tract_onnx::tract_core::ops::nn::Sigmoid;
+    let y = OutletId::new(from, 0);
+    let node = model.node(from);
+    if node.outputs.len() != 1 || node.outputs[0].successors.len() != 2 {
+        return Ok(None);
+    }
+    let is_mul = |n: &TypedNode| {
+        n.op_as::<TypedBinOp>()
+            .is_some_and(|b| b.0.is::<Mul>() && b.1.is_none())
+            && n.inputs.len() == 2
+    };
+    let scalar = |o: OutletId| -> Option<f32> {
+        let t = model.outlet_fact(o).ok()?.konst.clone()?;
+        if t.len() != 1 || t.datum_type() != f32::datum_type() {
+            return None;
+        }
+        t.try_as_plain_ram()
+            .ok()?
+            .as_slice::<f32>()
+            .ok()?
+            .first()
+            .copied()
+    };
+    let succ: Vec<&TypedNode> = node.outputs[0]
+        .successors
+        .iter()
+        .map(|i| model.node(i.node))
+        .collect();
+    for (scale, product) in [(succ[0], succ[1]), (succ[1], succ[0])] {
+        if !is_mul(scale) || !is_mul(product) || scale.id == product.id {
+            continue;
+        }
+        let alpha = match (scale.inputs[0] == y, scale.inputs[1] == y) {
+            (true, false) => scalar(scale.inputs[1]),
+            (false, true) => scalar(scale.inputs[0]),
+            _ => None,
+        };
+        let Some(alpha) = alpha else { continue };
+        let Some(sig) = model.single_succ(scale.id)? else {
+            continue;
+        };
+        let is_sigmoid = sig
+            .op_as::<ElementWiseOp>()
+            .is_some_and(|e| e.0.is::<Sigmoid>() && e.1.is_none());
+        let sig_out = OutletId::new(sig.id, 0);
+        let pair = (product.inputs[0], product.inputs[1]);
+        if is_sigmoid
+            && model
+                .single_succ(sig.id)?
+                .is_some_and(|n| n.id == product.id)
+            && (pair == (y, sig_out) || pair == (sig_out, y))
+            && model.outlet_fact(OutletId::new(product.id, 0))?.shape == model.outlet_fact(y)?.shape
+        {
+            return Ok(Some((alpha, product.id)));
+        }
+    }
+    Ok(None)
 }
 
 /// The other operand when `next` is `from + r` (f32 `Add`) with `r` computed (not a constant)

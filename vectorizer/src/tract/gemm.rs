@@ -108,16 +108,19 @@ pub struct PackedWeights {
     data: Arc<Aligned>,
     /// Added to every output row (a fused `+ bias`), length `m`.
     bias: Option<Arc<[f32]>>,
+    /// `y ↦ y · sigmoid(α·y)` after the bias (CLIP's quick GELU, α = 1.702), when set.
+    quick_gelu: Option<f32>,
 }
 
 impl std::fmt::Debug for PackedWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "PackedWeights(k={}, m={}, bias={})",
+            "PackedWeights(k={}, m={}, bias={}, quick_gelu={:?})",
             self.k,
             self.m,
-            self.bias.is_some()
+            self.bias.is_some(),
+            self.quick_gelu
         )
     }
 }
@@ -143,6 +146,7 @@ impl PackedWeights {
             panels,
             data: Arc::new(data),
             bias: None,
+            quick_gelu: None,
         }
     }
 
@@ -150,6 +154,12 @@ impl PackedWeights {
     pub fn with_bias(mut self, bias: &[f32]) -> PackedWeights {
         assert_eq!(bias.len(), self.m, "bias is not of length m");
         self.bias = Some(bias.into());
+        self
+    }
+
+    /// The same weights followed by `y · sigmoid(alpha · y)`.
+    pub fn with_quick_gelu(mut self, alpha: f32) -> PackedWeights {
+        self.quick_gelu = Some(alpha);
         self
     }
 
@@ -173,6 +183,7 @@ impl PackedWeights {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 _ => false,
             }
+            && self.quick_gelu.map(f32::to_bits) == other.quick_gelu.map(f32::to_bits)
     }
 
     /// `y = x · W (+ bias)` for `n` rows: `x` is `n×k`, `y` is `n×m`, both row-major.
@@ -262,7 +273,16 @@ impl PackedWeights {
                     } else {
                         (panel, 0)
                     };
-                    unsafe { tile(k, xb, panel, (dst, add), self.m, rows, width, bias, pf) };
+                    let store = Store {
+                        dst,
+                        add,
+                        ld: self.m,
+                        rows,
+                        width,
+                        bias,
+                        quick_gelu: self.quick_gelu,
+                    };
+                    unsafe { tile(k, xb, panel, &store, pf) };
                 }
             }
             b0 = b1;
@@ -301,23 +321,41 @@ fn pack_rows(x: &[f32], n: usize, k: usize) -> Aligned {
     xp
 }
 
+/// Where and how a tile's 8×32 accumulators are stored: `rows × width` of them, at `dst` with
+/// row stride `ld`, plus `bias`, through the activation, plus `add` (a residual, same layout as
+/// `dst`; null for none).
+#[derive(Clone, Copy)]
+struct Store<'a> {
+    dst: *mut f32,
+    add: *const f32,
+    ld: usize,
+    rows: usize,
+    width: usize,
+    bias: Option<&'a [f32]>,
+    quick_gelu: Option<f32>,
+}
+
 /// One 8×32 tile: `dst[r][c] = Σ_kk xb[kk][r]·panel[kk][c] (+ bias[c])` for `r < rows`,
 /// `c < width`; `ld` is the row stride of `dst`.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile(
     k: usize,
     xb: *const f32,
     panel: *const f32,
-    (dst, add): (*mut f32, *const f32),
-    ld: usize,
-    rows: usize,
-    width: usize,
-    bias: Option<&[f32]>,
+    store: &Store,
     (pf, pf_lines): (*const f32, usize),
 ) {
     use std::arch::x86_64::*;
+    let Store {
+        dst,
+        add,
+        ld,
+        rows,
+        width,
+        bias,
+        quick_gelu,
+    } = *store;
     unsafe {
         let z = _mm512_setzero_ps();
         let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7) =
@@ -396,6 +434,16 @@ unsafe fn tile(
         for (r, (lo, hi)) in acc.iter().enumerate().take(rows) {
             let row = dst.add(r * ld);
             let (mut lo, mut hi) = (_mm512_add_ps(*lo, bias0), _mm512_add_ps(*hi, bias1));
+            if let Some(alpha) = quick_gelu {
+                lo = _mm512_mul_ps(
+                    lo,
+                    super::softmax::sigmoid512(_mm512_mul_ps(lo, _mm512_set1_ps(alpha))),
+                );
+                hi = _mm512_mul_ps(
+                    hi,
+                    super::softmax::sigmoid512(_mm512_mul_ps(hi, _mm512_set1_ps(alpha))),
+                );
+            }
             if !add.is_null() {
                 let from = add.add(r * ld);
                 lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(lo_mask, from));
@@ -412,16 +460,11 @@ unsafe fn tile(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
 unsafe fn tile(
     _k: usize,
     _xb: *const f32,
     _panel: *const f32,
-    _dst: (*mut f32, *const f32),
-    _ld: usize,
-    _rows: usize,
-    _width: usize,
-    _bias: Option<&[f32]>,
+    _store: &Store,
     _pf: (*const f32, usize),
 ) {
     unreachable!("the dense kernel is only wired in when `available()`")
@@ -455,6 +498,26 @@ mod tests {
                 (s % 2001) as f32 / 1000.0 - 1.0
             })
             .collect()
+    }
+
+    #[test]
+    fn quick_gelu_and_residual_are_applied_in_the_store() {
+        if !available() {
+            return;
+        }
+        let (n, k, m) = (9, 40, 37);
+        let (x, w, b, r) = (data(n * k, 4), data(k * m, 5), data(m, 6), data(n * m, 7));
+        let packed = PackedWeights::pack(&w, k, m)
+            .with_bias(&b)
+            .with_quick_gelu(1.702);
+        let mut y = vec![f32::NAN; n * m];
+        packed.matmul_add(&x, n, Some(&r), &mut y);
+        let want = naive(&x, &w, Some(&b), n, k, m);
+        for i in 0..n * m {
+            let v = want[i];
+            let expect = v / (1.0 + (-1.702 * v).exp()) + r[i] as f64;
+            assert!((y[i] as f64 - expect).abs() <= 1e-5, "{i}: {} vs {expect}", y[i]);
+        }
     }
 
     #[test]

@@ -122,6 +122,23 @@ unsafe fn softmax_row_avx512(row: &mut [f32]) {
     }
 }
 
+/// `1 / (1 + e^-x)` on 16 lanes, from `e^-|x|` (so `exp` only sees `x ≤ 0` and never overflows):
+/// `1 / (1 + e)` for `x ≥ 0`, `e / (1 + e)` below.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn sigmoid512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let neg_abs = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(x),
+        _mm512_set1_epi32(i32::MIN),
+    ));
+    let e = exp512(neg_abs);
+    let one = _mm512_set1_ps(1.0);
+    let d = _mm512_add_ps(one, e);
+    let pos = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps());
+    _mm512_div_ps(_mm512_mask_blend_ps(pos, e, one), d)
+}
+
 /// Cephes `expf` on 16 lanes, for `x ≤ 0` (softmax arguments); `scalef` applies `2^n` and
 /// flushes very negative inputs to 0.
 #[cfg(target_arch = "x86_64")]
