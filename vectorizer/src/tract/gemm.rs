@@ -516,7 +516,11 @@ mod tests {
         for i in 0..n * m {
             let v = want[i];
             let expect = v / (1.0 + (-1.702 * v).exp()) + r[i] as f64;
-            assert!((y[i] as f64 - expect).abs() <= 1e-5, "{i}: {} vs {expect}", y[i]);
+            assert!(
+                (y[i] as f64 - expect).abs() <= 1e-5,
+                "{i}: {} vs {expect}",
+                y[i]
+            );
         }
     }
 
