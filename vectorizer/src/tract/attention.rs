@@ -304,34 +304,15 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
     if !gemm::available() {
         return Ok(0);
     }
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(op) = match_product(model, node)? else {
-            continue;
-        };
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    super::replace_each(model, |model, node| {
+        Ok(match_product(model, node)?.map(|op| (node.inputs.iter().copied().collect(), op)))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::tract::gemm::tests::data;
 
     /// The product through the rewrite against tract's own einsum of the same inputs.
     fn check(expr: &str, a: &[usize], b: &[usize]) {

@@ -400,20 +400,25 @@ fn quick_gelu_of(model: &TypedModel, from: usize) -> TractResult<Option<(f32, us
     Ok(None)
 }
 
+/// The other operand when `next` is an f32 `Add` of `ours` and something else.
+fn added_to(next: &TypedNode, ours: OutletId) -> Option<OutletId> {
+    let bin = next.op_as::<TypedBinOp>()?;
+    if !bin.0.is::<tract_onnx::tract_core::ops::math::Add>() || next.inputs.len() != 2 {
+        return None;
+    }
+    match (next.inputs[0] == ours, next.inputs[1] == ours) {
+        (true, false) => Some(next.inputs[1]),
+        (false, true) => Some(next.inputs[0]),
+        _ => None,
+    }
+}
+
 /// The other operand when `next` is `from + r` (f32 `Add`) with `r` computed (not a constant)
 /// and of exactly the sum's shape.
 fn residual_of(model: &TypedModel, next: &TypedNode, from: usize) -> TractResult<Option<OutletId>> {
-    let Some(bin) = next.op_as::<TypedBinOp>() else {
-        return Ok(None);
-    };
-    if !bin.0.is::<tract_onnx::tract_core::ops::math::Add>() || next.inputs.len() != 2 {
-        return Ok(None);
-    }
     let ours = OutletId::new(from, 0);
-    let other = match (next.inputs[0] == ours, next.inputs[1] == ours) {
-        (true, false) => next.inputs[1],
-        (false, true) => next.inputs[0],
-        _ => return Ok(None),
+    let Some(other) = added_to(next, ours) else {
+        return Ok(None);
     };
     let fact = model.outlet_fact(other)?;
     let sum = model.outlet_fact(OutletId::new(next.id, 0))?;
@@ -436,17 +441,9 @@ fn bias_of(
     from: usize,
     m: usize,
 ) -> TractResult<Option<Vec<f32>>> {
-    let Some(bin) = next.op_as::<TypedBinOp>() else {
-        return Ok(None);
-    };
-    if !bin.0.is::<tract_onnx::tract_core::ops::math::Add>() || next.inputs.len() != 2 {
-        return Ok(None);
-    }
     let ours = OutletId::new(from, 0);
-    let other = match (next.inputs[0] == ours, next.inputs[1] == ours) {
-        (true, false) => next.inputs[1],
-        (false, true) => next.inputs[0],
-        _ => return Ok(None),
+    let Some(other) = added_to(next, ours) else {
+        return Ok(None);
     };
     let fact = model.outlet_fact(other)?;
     let Some(c) = fact.konst.as_ref() else {

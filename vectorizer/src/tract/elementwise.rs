@@ -28,12 +28,9 @@ impl Kind {
     }
 }
 
-/// `a ∘ b` for two f32 tensors of the same shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SameShape(pub Kind);
-
 /// `a ∘ b` with `b` repeated over `a`'s leading axes: `b`'s shape is `a`'s trailing axes,
-/// possibly behind unit axes (an attention mask `[1, 1, L, L]` added to scores `[1, H, L, L]`).
+/// possibly behind unit axes (an attention mask `[1, 1, L, L]` added to scores `[1, H, L, L]`),
+/// or all of `a`'s shape (same shapes: one repetition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastInner(pub Kind);
 
@@ -98,48 +95,11 @@ fn inner_broadcast(big: &ShapeFact, small: &ShapeFact) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ByScalar(pub Kind, pub u32);
 
-impl Op for SameShape {
-    fn name(&self) -> StaticName {
-        format!("Clipgate{:?}SameShape", self.0).into()
-    }
-    op_as_typed_op!();
-}
-
 impl Op for ByScalar {
     fn name(&self) -> StaticName {
         format!("Clipgate{:?}ByScalar", self.0).into()
     }
     op_as_typed_op!();
-}
-
-impl EvalOp for SameShape {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        ensure!(inputs.len() == 2, "two inputs expected");
-        let mut it = inputs.into_iter();
-        let (Some(a), Some(b)) = (it.next(), it.next()) else {
-            bail!("two inputs expected");
-        };
-        ensure!(
-            a.shape() == b.shape(),
-            "shapes {:?} and {:?}",
-            a.shape(),
-            b.shape()
-        );
-        let mut a = a.into_tensor();
-        {
-            let mut av = a.try_as_plain_ram_mut()?;
-            let av = av.as_slice_mut::<f32>()?;
-            let bv = b.try_as_plain_ram()?;
-            let bv = bv.as_slice::<f32>()?;
-            let k = self.0;
-            for (x, y) in av.iter_mut().zip(bv) {
-                *x = k.apply(*x, *y);
-            }
-        }
-        Ok(tvec!(a.into_tvalue()))
-    }
 }
 
 impl EvalOp for ByScalar {
@@ -161,13 +121,6 @@ impl EvalOp for ByScalar {
         }
         Ok(tvec!(a.into_tvalue()))
     }
-}
-
-impl TypedOp for SameShape {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(&*inputs[0].shape)))
-    }
-    as_op!();
 }
 
 impl TypedOp for ByScalar {
@@ -245,7 +198,7 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
             })
         };
         let patch = if facts[0].shape == facts[1].shape && facts[0].shape == out.shape {
-            TypedModelPatch::replace_single_op(model, node, &node.inputs, SameShape(kind))?
+            TypedModelPatch::replace_single_op(model, node, &node.inputs, BroadcastInner(kind))?
         } else if let (Some(c), true) = (scalar(facts[1]), facts[0].shape == out.shape) {
             TypedModelPatch::replace_single_op(
                 model,
@@ -330,7 +283,7 @@ mod tests {
             &[2, 3, 5],
             true,
             false,
-            "ClipgateAddSameShape",
+            "ClipgateAddBroadcastInner",
         );
         check(
             mul(),

@@ -471,7 +471,7 @@ unsafe fn tile(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn naive(x: &[f32], w: &[f32], bias: Option<&[f32]>, n: usize, k: usize, m: usize) -> Vec<f64> {
@@ -488,7 +488,8 @@ mod tests {
         y
     }
 
-    fn data(len: usize, seed: u32) -> Vec<f32> {
+    /// Deterministic test values in [-1, 1] (xorshift).
+    pub(crate) fn data(len: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..len)
             .map(|_| {

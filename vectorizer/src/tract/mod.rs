@@ -10,3 +10,25 @@ pub mod plans;
 pub mod runner;
 pub mod softmax;
 pub mod spin_pool;
+
+use tract_onnx::prelude::*;
+
+/// The shared loop of the single-op rewrites (`attention`, `patch_embed`, `softmax`): every node,
+/// in evaluation order, for which `matched` returns an op and its inputs, is replaced by that op.
+/// Returns how many were replaced.
+pub(crate) fn replace_each<O: TypedOp>(
+    model: &mut TypedModel,
+    mut matched: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<(TVec<OutletId>, O)>>,
+) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some((inputs, op)) = matched(model, node)? else {
+            continue;
+        };
+        let patch = TypedModelPatch::replace_single_op(model, node, &inputs, op)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}

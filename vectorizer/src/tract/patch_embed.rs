@@ -193,15 +193,7 @@ pub fn rewrite(model: &mut TypedModel, cache: &PackCache) -> TractResult<usize> 
     if !gemm::available() {
         return Ok(0);
     }
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(op) = match_conv(model, node, cache)? else {
-            continue;
-        };
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    super::replace_each(model, |model, node| {
+        Ok(match_conv(model, node, cache)?.map(|op| (tvec![node.inputs[0]], op)))
+    })
 }

@@ -170,28 +170,19 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
     if !gemm::available() {
         return Ok(0);
     }
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
+    super::replace_each(model, |model, node| {
         let Some(op) = node.op_as::<Softmax>() else {
-            continue;
+            return Ok(None);
         };
         let fact = model.outlet_fact(node.inputs[0])?;
-        if op.kind != SoftmaxKind::Softmax
-            || op.quant_output_dt.is_some()
-            || fact.datum_type != f32::datum_type()
-            || !fact.is_plain()
-            || op.axes.len() != 1
-            || op.axes[0] + 1 != fact.rank()
-        {
-            continue;
-        }
-        let patch =
-            TypedModelPatch::replace_single_op(model, node, &[node.inputs[0]], LastAxisSoftmax)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+        let last_axis_f32 = op.kind == SoftmaxKind::Softmax
+            && op.quant_output_dt.is_none()
+            && fact.datum_type == f32::datum_type()
+            && fact.is_plain()
+            && op.axes.len() == 1
+            && op.axes[0] + 1 == fact.rank();
+        Ok(last_axis_f32.then(|| (tvec![node.inputs[0]], LastAxisSoftmax)))
+    })
 }
 
 #[cfg(test)]
