@@ -352,18 +352,7 @@ fn quick_gelu_of(model: &TypedModel, from: usize) -> TractResult<Option<(f32, us
             .is_some_and(|b| b.0.is::<Mul>() && b.1.is_none())
             && n.inputs.len() == 2
     };
-    let scalar = |o: OutletId| -> Option<f32> {
-        let t = model.outlet_fact(o).ok()?.konst.clone()?;
-        if t.len() != 1 || t.datum_type() != f32::datum_type() {
-            return None;
-        }
-        t.try_as_plain_ram()
-            .ok()?
-            .as_slice::<f32>()
-            .ok()?
-            .first()
-            .copied()
-    };
+    let scalar = |o: OutletId| model.outlet_fact(o).ok().and_then(super::const_scalar);
     let succ: Vec<&TypedNode> = node.outputs[0]
         .successors
         .iter()

@@ -187,16 +187,7 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
         if out.shape.as_concrete().is_some() {
             continue;
         }
-        let scalar = |f: &TypedFact| {
-            f.konst.as_ref().filter(|t| t.len() == 1).and_then(|t| {
-                t.try_as_plain_ram()
-                    .ok()?
-                    .as_slice::<f32>()
-                    .ok()?
-                    .first()
-                    .copied()
-            })
-        };
+        let scalar = super::const_scalar;
         let patch = if facts[0].shape == facts[1].shape && facts[0].shape == out.shape {
             TypedModelPatch::replace_single_op(model, node, &node.inputs, BroadcastInner(kind))?
         } else if let (Some(c), true) = (scalar(facts[1]), facts[0].shape == out.shape) {

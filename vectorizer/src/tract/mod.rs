@@ -32,3 +32,17 @@ pub(crate) fn replace_each<O: TypedOp>(
     }
     Ok(replaced)
 }
+
+/// The value of a one-element f32 constant (a scale such as quick GELU's 1.702), if `fact` is one.
+pub(crate) fn const_scalar(fact: &TypedFact) -> Option<f32> {
+    let t = fact.konst.as_ref()?;
+    if t.len() != 1 || t.datum_type() != f32::datum_type() {
+        return None;
+    }
+    t.try_as_plain_ram()
+        .ok()?
+        .as_slice::<f32>()
+        .ok()?
+        .first()
+        .copied()
+}
