@@ -7,6 +7,7 @@ pub mod arithmetic;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod front;
 pub mod graphql;
 pub mod grpc;
 pub mod import;

@@ -156,10 +156,15 @@ where
     let started = Instant::now();
     let response = run(request).await;
     let route = route.as_ref().map_or("proxy", MatchedPath::as_str);
-    let (duration, total) = http_handles(route, response.status());
+    record_http(route, response.status(), started);
+    response
+}
+
+/// Counts one request of `route` answered with `status` and records its latency since `started`.
+pub(crate) fn record_http(route: &str, status: StatusCode, started: Instant) {
+    let (duration, total) = http_handles(route, status);
     duration.record(started.elapsed().as_secs_f64());
     total.increment(1);
-    response
 }
 
 thread_local! {

@@ -30,6 +30,7 @@ use vectorizer::{
 
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::front::Front;
 use crate::schema::SchemaCache;
 use crate::upstream::Upstream;
 use crate::{meta, observability, proxy};
@@ -198,7 +199,7 @@ fn serve_http_workers(
             .try_clone()
             .context("cannot share the HTTP listener")?;
         let state = state.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
         std::thread::Builder::new()
             .name(format!("clipgate-http-{index}"))
@@ -211,12 +212,9 @@ fn serve_http_workers(
                     runtime.block_on(async move {
                         let listener = TcpListener::from_std(listener)
                             .context("cannot register the HTTP listener")?;
-                        axum::serve(no_delay(listener), router(state))
-                            .with_graceful_shutdown(async move {
-                                let _ = stop.wait_for(|stop| *stop).await;
-                            })
-                            .await
-                            .context("server error")
+                        let app = router(state.clone());
+                        crate::front::serve(listener, Front::new(state, app), stop).await;
+                        Ok(())
                     })
                 })();
                 let _ = tx.send(result);
@@ -251,11 +249,12 @@ pub fn no_delay(listener: TcpListener) -> TapIo<TcpListener, fn(&mut tokio::net:
 pub async fn spawn_with(state: AppState) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    let app = router(state);
+    let app = router(state.clone());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(async move {
-        if let Err(error) = axum::serve(no_delay(listener), app).await {
-            tracing::error!(%error, "gateway server stopped");
-        }
+        // Never stopped: the task runs until aborted (the sender lives in the task).
+        let _keep = _stop_tx;
+        crate::front::serve(listener, Front::new(state, app), stop).await;
     });
     Ok((addr, handle))
 }

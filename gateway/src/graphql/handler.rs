@@ -80,6 +80,20 @@ fn parse_request(item: &Value) -> Option<plan::Request> {
     })
 }
 
+/// Counts a request answered from the rewrite cache (`memo.rs`).
+pub(crate) fn count_memo_hit() {
+    static COUNTERS: std::sync::OnceLock<(metrics::Counter, metrics::Counter)> =
+        std::sync::OnceLock::new();
+    let (rewritten, hits) = COUNTERS.get_or_init(|| {
+        (
+            metrics::counter!(REQUESTS_TOTAL, "outcome" => "rewritten"),
+            metrics::counter!(MEMO_HITS_TOTAL),
+        )
+    });
+    rewritten.increment(1);
+    hits.increment(1);
+}
+
 fn count(outcome: &'static str) {
     metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome).increment(1);
 }
@@ -149,16 +163,23 @@ async fn send_rewritten(
     rewritten: &Rewritten,
 ) -> Result<Response, GatewayError> {
     let (head, raw) = send_bytes(state, parts, upstream_body).await?;
-    let may_need_restoring =
-        !rewritten.errors.is_empty() || raw.windows(8).any(|w| w == b"\"errors\"");
-    if may_need_restoring {
-        if let Ok(mut answer) = serde_json::from_slice::<Value>(&raw) {
-            if restore(&mut answer, rewritten) {
-                return Ok(with_body(head, &answer));
-            }
-        }
+    if let Some(answer) = restored(&raw, rewritten) {
+        return Ok(with_body(head, &answer));
     }
     Ok(Response::from_parts(head, Body::from(raw)))
+}
+
+/// Weaviate's answer `raw` to a rewritten document as the client must see it ([`restore`]);
+/// `None` when it passes unchanged. An answer without `errors` needs no restoring when no field
+/// failed, and is not parsed.
+pub(crate) fn restored(raw: &[u8], rewritten: &Rewritten) -> Option<Value> {
+    let may_need_restoring =
+        !rewritten.errors.is_empty() || raw.windows(8).any(|w| w == b"\"errors\"");
+    if !may_need_restoring {
+        return None;
+    }
+    let mut answer = serde_json::from_slice::<Value>(raw).ok()?;
+    restore(&mut answer, rewritten).then_some(answer)
 }
 
 /// A body rewritten before against the current schema view goes upstream as it was rewritten
@@ -175,8 +196,7 @@ async fn memoized(
     if !entry.planned_against(&view) {
         return Ok(None);
     }
-    count("rewritten");
-    metrics::counter!(MEMO_HITS_TOTAL).increment(1);
+    count_memo_hit();
     send_rewritten(state, parts, entry.upstream_body.clone(), &entry.extra)
         .await
         .map(Some)

@@ -105,7 +105,8 @@ impl SchemaCache {
         state.cached = None;
     }
 
-    fn fresh(&self) -> Option<Arc<SchemaView>> {
+    /// The cached view if it is fresh; never fetches.
+    pub(crate) fn fresh(&self) -> Option<Arc<SchemaView>> {
         let state = self.lock();
         let cached = state.cached.as_ref()?;
         (cached.generation == state.generation && cached.fetched_at.elapsed() < self.inner.ttl)

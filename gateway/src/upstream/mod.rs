@@ -45,6 +45,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::GatewayError;
 use crate::observability;
 
+pub(crate) mod raw;
+
+pub(crate) use raw::RawResponse;
+
 /// A cloneable handle on the upstream client (one connection pool per thread).
 #[derive(Clone)]
 pub struct Upstream {
@@ -67,6 +71,11 @@ struct Inner {
     slots: Option<Arc<Semaphore>>,
     /// The configured limit, for the error message.
     max_in_flight: usize,
+    /// The client for prepared requests to a plain-`http://` upstream (`raw.rs`); `None` for
+    /// `https://`.
+    raw: Option<raw::RawClient>,
+    /// The base URL's path prefix (no trailing slash; empty when none).
+    prefix: String,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -100,6 +109,18 @@ impl Upstream {
         let _ = display.set_password(None);
         let display = display.as_str().trim_end_matches('/').to_string();
         let base = display.clone();
+        let raw = (parsed.scheme() == "http")
+            .then(|| {
+                parsed.host_str().map(|host| {
+                    let host = match parsed.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host.to_string(),
+                    };
+                    raw::RawClient::new(&host)
+                })
+            })
+            .flatten();
+        let prefix = parsed.path().trim_end_matches('/').to_string();
         if let Err(e) = Uri::try_from(format!("{base}/v1/meta")) {
             return Err(GatewayError::Internal(format!(
                 "invalid upstream Weaviate URL {base_url:?}: {e}"
@@ -114,6 +135,8 @@ impl Upstream {
                 max_response_bytes,
                 slots: None,
                 max_in_flight: 0,
+                raw,
+                prefix,
             }),
         })
     }
@@ -130,6 +153,73 @@ impl Upstream {
     /// Slots free for upstream requests now (`None` without a limit); for metrics and tests.
     pub fn free_slots(&self) -> Option<usize> {
         self.inner.slots.as_ref().map(|s| s.available_permits())
+    }
+
+    /// A slot if one is free now: `Some(None)` without a limit, `None` when all are taken.
+    pub(crate) fn try_slot(&self) -> Option<Option<OwnedSemaphorePermit>> {
+        match &self.inner.slots {
+            None => Some(None),
+            Some(slots) => slots.clone().try_acquire_owned().ok().map(Some),
+        }
+    }
+
+    /// Whether [`Upstream::exchange_prepared`] can be used (a plain-`http://` upstream).
+    pub(crate) fn has_raw_client(&self) -> bool {
+        self.inner.raw.is_some()
+    }
+
+    /// The start of a prepared request (`raw.rs`): `METHOD /prefix{path_and_query} HTTP/1.1`
+    /// and the `Host` header, written into `out`.
+    pub(crate) fn write_request_line(&self, method: &str, path_and_query: &str, out: &mut Vec<u8>) {
+        let host = self.inner.raw.as_ref().map_or("", |raw| raw.host());
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.inner.prefix.as_bytes());
+        if !path_and_query.starts_with('/') {
+            out.push(b'/');
+        }
+        out.extend_from_slice(path_and_query.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Sends a prepared request (whole: head and body, see [`Upstream::write_request_line`]) on
+    /// the raw client and reads the whole answer, bounded and timed as [`Upstream::request_bytes`]
+    /// is, with the same metrics and errors. The caller holds the slot.
+    pub(crate) async fn exchange_prepared(
+        &self,
+        request: &[u8],
+    ) -> Result<RawResponse, GatewayError> {
+        let Some(client) = &self.inner.raw else {
+            return Err(GatewayError::Internal(
+                "no plain-HTTP client for this upstream".to_string(),
+            ));
+        };
+        let started = Instant::now();
+        let result = client
+            .exchange(request, self.inner.timeout, self.inner.max_response_bytes)
+            .await;
+        observability::record_upstream_duration(started.elapsed());
+        let error = match result {
+            Ok(response) => return Ok(response),
+            Err(raw::RawError::Timeout) => self.timeout_error(),
+            Err(raw::RawError::TooLarge) => GatewayError::UpstreamBadResponse(format!(
+                "response body larger than {} bytes",
+                self.inner.max_response_bytes
+            )),
+            Err(raw::RawError::Io(e)) => GatewayError::UpstreamUnreachable(format!(
+                "upstream Weaviate at {} is unreachable: {}",
+                self.inner.display,
+                error_chain(&e)
+            )),
+            Err(raw::RawError::Malformed(m)) => GatewayError::UpstreamBadResponse(format!(
+                "upstream Weaviate at {} answered {m}",
+                self.inner.display
+            )),
+        };
+        observability::record_upstream_error(error.kind());
+        Err(error)
     }
 
     /// Waits up to the upstream timeout for a slot (immediately `None` without a limit).
@@ -493,20 +583,18 @@ const OWN_REQUEST_HEADERS: [HeaderName; 6] = [
     header::EXPECT,
 ];
 
-/// The header names listed in `Connection` (hop-by-hop too); usually none.
-fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect()
-}
-
 /// Removes the hop-by-hop headers, including every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in connection_named(headers) {
+    let listed: Vec<HeaderName> = connection_listed(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+    .into_iter()
+    .filter_map(|name| HeaderName::from_bytes(name).ok())
+    .collect();
+    for name in listed {
         headers.remove(name);
     }
     for name in &HOP_BY_HOP {
@@ -517,16 +605,46 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The caller's end-to-end headers for a request the gateway makes with its own body: all but
 /// the hop-by-hop ones and [`OWN_REQUEST_HEADERS`], in one pass over the caller's map.
 fn caller_headers(caller: &HeaderMap) -> HeaderMap {
-    let named = connection_named(caller);
+    let listed = connection_listed(
+        caller
+            .get_all(header::CONNECTION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    );
     let mut headers = HeaderMap::with_capacity(caller.len());
     for (name, value) in caller {
-        let dropped =
-            HOP_BY_HOP.contains(name) || OWN_REQUEST_HEADERS.contains(name) || named.contains(name);
-        if !dropped {
+        if is_forwarded_request_header(name.as_str().as_bytes(), &listed) {
             headers.append(name.clone(), value.clone());
         }
     }
     headers
+}
+
+/// The header names listed in `Connection` header values (hop-by-hop too); usually none.
+pub(crate) fn connection_listed<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
+    values
+        .flat_map(|v| v.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// Whether a header is hop-by-hop (RFC 9110 §7.6.1): one of [`HOP_BY_HOP`] or a name `listed` in
+/// the message's `Connection` header. Such headers are never passed on.
+pub(crate) fn is_hop_by_hop(name: &[u8], listed: &[&[u8]]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| name.eq_ignore_ascii_case(hop.as_str().as_bytes()))
+        || listed.iter().any(|l| l.eq_ignore_ascii_case(name))
+}
+
+/// Whether a caller's request header goes on a request the gateway makes with its own body:
+/// end-to-end and not one of [`OWN_REQUEST_HEADERS`].
+pub(crate) fn is_forwarded_request_header(name: &[u8], listed: &[&[u8]]) -> bool {
+    !is_hop_by_hop(name, listed)
+        && !OWN_REQUEST_HEADERS
+            .iter()
+            .any(|own| name.eq_ignore_ascii_case(own.as_str().as_bytes()))
 }
 
 /// Percent-encodes a path segment or query value for an upstream URL: everything but RFC 3986

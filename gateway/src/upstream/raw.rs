@@ -1,0 +1,540 @@
+//! A minimal HTTP/1.1 client to a plain-`http://` upstream, for the one request clipgate sends
+//! most: a rewritten GraphQL document it has sent before (`front/memo_hit.rs`).
+//!
+//! Why not hyper's client: `bench/proxy.sh` measured clipgate's user CPU per cached `nearText`
+//! at about 30 µs against nginx's 6 µs, and hyper's server and pooled client alone (the bare
+//! proxy) at 11 µs. Most of that is per-request machinery a fixed POST does not need (a request
+//! and a response `HeaderMap`, a pool checkout keyed by scheme and authority, a channel to the
+//! connection task, a streaming body). Here a request is one prepared byte string written on a
+//! pooled connection of the calling thread, and the answer is read whole into one buffer.
+//!
+//! Scope: requests whose whole body is in memory, answers read whole (bounded by
+//! `--max-upstream-body-bytes`), `Content-Length`, chunked or close-delimited answers. Everything
+//! else (streaming, TLS) stays on hyper's client in `upstream/mod.rs`.
+
+use std::cell::RefCell;
+use std::io;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::StatusCode;
+use thread_local::ThreadLocal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Most response headers parsed; an answer with more is refused (Weaviate sends about ten).
+const MAX_HEADERS: usize = 64;
+/// Idle connections kept per thread.
+const MAX_IDLE: usize = 64;
+/// An idle connection older than this is closed instead of reused (hyper's pool default too).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The connection pools (one per thread: a connection is driven by the runtime that opened it).
+pub(crate) struct RawClient {
+    /// `host:port` to connect to.
+    address: String,
+    /// The `Host` header value.
+    host: String,
+    pools: ThreadLocal<RefCell<Vec<Idle>>>,
+}
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// An answer read whole.
+pub(crate) struct RawResponse {
+    pub status: StatusCode,
+    /// The status line and headers as received.
+    pub head: Bytes,
+    /// Name and value positions in `head`.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    /// The body, de-chunked.
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    /// The headers as (name, value) byte slices.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
+    }
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(crate) enum RawError {
+    /// Connecting, writing or reading failed.
+    Io(io::Error),
+    /// No answer within the timeout.
+    Timeout,
+    /// The answer is not HTTP/1.x as expected.
+    Malformed(String),
+    /// The body is over the limit.
+    TooLarge,
+}
+
+impl std::fmt::Display for RawError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawError::Io(e) => write!(f, "{e}"),
+            RawError::Timeout => write!(f, "timed out"),
+            RawError::Malformed(m) => write!(f, "malformed HTTP response: {m}"),
+            RawError::TooLarge => write!(f, "response body over the limit"),
+        }
+    }
+}
+
+impl RawClient {
+    /// A client for `authority` (`host[:port]` of an `http://` URL; port 80 when absent).
+    pub(crate) fn new(authority: &str) -> Self {
+        let has_port = match authority.rfind(']') {
+            Some(bracket) => authority[bracket..].contains(':'),
+            None => authority.contains(':'),
+        };
+        let address = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        Self {
+            address,
+            host: authority.to_string(),
+            pools: ThreadLocal::new(),
+        }
+    }
+
+    /// The `Host` header value for requests to this upstream.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Sends `request` (head and body, already serialized) and reads the whole answer. A pooled
+    /// connection that turns out closed before any byte of the answer arrived is replaced by a
+    /// fresh one once (the request is a read-only GraphQL query: sending it again is safe).
+    pub(crate) async fn exchange(
+        &self,
+        request: &[u8],
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<RawResponse, RawError> {
+        let pooled = self.checkout();
+        let reused = pooled.is_some();
+        let stream = match pooled {
+            Some(stream) => stream,
+            None => self.connect(timeout).await?,
+        };
+        match exchange_on(stream, request, timeout, max_body).await {
+            Ok((response, keep)) => {
+                self.checkin(keep);
+                Ok(response)
+            }
+            Err(Failure { error, answered }) if reused && !answered => {
+                tracing::debug!(%error, "pooled upstream connection was closed: retrying on a new one");
+                let stream = self.connect(timeout).await?;
+                let (response, keep) = exchange_on(stream, request, timeout, max_body)
+                    .await
+                    .map_err(|f| f.error)?;
+                self.checkin(keep);
+                Ok(response)
+            }
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    fn pool(&self) -> &RefCell<Vec<Idle>> {
+        self.pools.get_or(|| RefCell::new(Vec::new()))
+    }
+
+    fn checkout(&self) -> Option<TcpStream> {
+        let mut pool = self.pool().borrow_mut();
+        while let Some(idle) = pool.pop() {
+            if idle.since.elapsed() < IDLE_TIMEOUT {
+                return Some(idle.stream);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, stream: Option<TcpStream>) {
+        if let Some(stream) = stream {
+            let mut pool = self.pool().borrow_mut();
+            if pool.len() < MAX_IDLE {
+                pool.push(Idle {
+                    stream,
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+
+    async fn connect(&self, timeout: Duration) -> Result<TcpStream, RawError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.address.as_str()))
+            .await
+            .map_err(|_| RawError::Timeout)?
+            .map_err(RawError::Io)?;
+        // Small writes must not wait for Nagle's algorithm (see `server::no_delay`).
+        stream.set_nodelay(true).map_err(RawError::Io)?;
+        Ok(stream)
+    }
+}
+
+/// A failed exchange, and whether any byte of an answer had arrived.
+struct Failure {
+    error: RawError,
+    answered: bool,
+}
+
+/// One request and its answer on `stream`; returns the stream when it can be reused.
+async fn exchange_on(
+    mut stream: TcpStream,
+    request: &[u8],
+    timeout: Duration,
+    max_body: usize,
+) -> Result<(RawResponse, Option<TcpStream>), Failure> {
+    let silent = |error| Failure {
+        error,
+        answered: false,
+    };
+    match tokio::time::timeout(timeout, stream.write_all(request)).await {
+        Err(_) => return Err(silent(RawError::Timeout)),
+        Ok(Err(e)) => return Err(silent(RawError::Io(e))),
+        Ok(Ok(())) => {}
+    }
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let read = read_response(&mut stream, &mut buf, timeout, max_body);
+    match read.await {
+        Ok((response, keep)) => Ok((response, keep.then_some(stream))),
+        Err(error) => {
+            let answered = !buf.is_empty();
+            Err(Failure { error, answered })
+        }
+    }
+}
+
+/// Reads more into `buf`; end of stream is an error unless `eof_ok`. Returns the bytes read.
+async fn fill(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> Result<usize, RawError> {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(8 * 1024);
+    }
+    match tokio::time::timeout(timeout, stream.read_buf(buf)).await {
+        Err(_) => Err(RawError::Timeout),
+        Ok(Err(e)) => Err(RawError::Io(e)),
+        Ok(Ok(n)) => Ok(n),
+    }
+}
+
+fn closed_early() -> RawError {
+    RawError::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "connection closed before the whole response arrived",
+    ))
+}
+
+/// How the body of an answer ends.
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// Reads one answer (skipping `1xx` interim answers); returns it and whether the connection may
+/// be reused.
+async fn read_response(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<(RawResponse, bool), RawError> {
+    loop {
+        // The head.
+        let (head_len, status, version, headers, framing, mut keep) = loop {
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Response::new(&mut slots);
+            match parsed.parse(buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let code = parsed.code.unwrap_or(0);
+                    let status = StatusCode::from_u16(code)
+                        .map_err(|_| RawError::Malformed(format!("status {code}")))?;
+                    let version = parsed.version.unwrap_or(1);
+                    let base = buf.as_ptr() as usize;
+                    let mut positions = Vec::with_capacity(parsed.headers.len());
+                    let mut length: Option<usize> = None;
+                    let mut chunked = false;
+                    let mut keep = version == 1;
+                    for h in parsed.headers.iter() {
+                        let name_at = h.name.as_ptr() as usize - base;
+                        let value_at = h.value.as_ptr() as usize - base;
+                        positions.push((
+                            name_at..name_at + h.name.len(),
+                            value_at..value_at + h.value.len(),
+                        ));
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            let n = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .ok_or_else(|| RawError::Malformed("Content-Length".into()))?;
+                            if length.is_some_and(|l| l != n) {
+                                return Err(RawError::Malformed(
+                                    "conflicting Content-Length".into(),
+                                ));
+                            }
+                            length = Some(n);
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            chunked = has_token(h.value, "chunked");
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            if has_token(h.value, "close") {
+                                keep = false;
+                            } else if has_token(h.value, "keep-alive") {
+                                keep = true;
+                            }
+                        }
+                    }
+                    let framing = if status.is_informational()
+                        || status == StatusCode::NO_CONTENT
+                        || status == StatusCode::NOT_MODIFIED
+                    {
+                        Framing::None
+                    } else if chunked {
+                        Framing::Chunked
+                    } else if let Some(n) = length {
+                        Framing::Length(n)
+                    } else {
+                        Framing::UntilClose
+                    };
+                    break (len, status, version, positions, framing, keep);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() > 64 * 1024 {
+                        return Err(RawError::Malformed("response head over 64 KiB".into()));
+                    }
+                    if fill(stream, buf, timeout).await? == 0 {
+                        return Err(closed_early());
+                    }
+                }
+                Err(e) => return Err(RawError::Malformed(e.to_string())),
+            }
+        };
+        let _ = version;
+        if status.is_informational() {
+            buf.advance(head_len);
+            continue;
+        }
+        let head = buf.split_to(head_len).freeze();
+        let body = match framing {
+            Framing::None => Bytes::new(),
+            Framing::Length(n) => {
+                if n > max_body {
+                    return Err(RawError::TooLarge);
+                }
+                while buf.len() < n {
+                    if buf.capacity() - buf.len() < n - buf.len() {
+                        buf.reserve(n - buf.len());
+                    }
+                    if fill(stream, buf, timeout).await? == 0 {
+                        return Err(closed_early());
+                    }
+                }
+                buf.split_to(n).freeze()
+            }
+            Framing::Chunked => {
+                let mut decoder = Chunked::default();
+                let mut out = BytesMut::new();
+                loop {
+                    if decoder.decode(buf, &mut out, max_body)? {
+                        break;
+                    }
+                    if fill(stream, buf, timeout).await? == 0 {
+                        return Err(closed_early());
+                    }
+                }
+                out.freeze()
+            }
+            Framing::UntilClose => {
+                keep = false;
+                while fill(stream, buf, timeout).await? > 0 {
+                    if buf.len() > max_body {
+                        return Err(RawError::TooLarge);
+                    }
+                }
+                buf.split().freeze()
+            }
+        };
+        // Bytes after the answer (an answer to nothing) make the connection unusable.
+        keep = keep && buf.is_empty();
+        return Ok((
+            RawResponse {
+                status,
+                head,
+                headers,
+                body,
+            },
+            keep,
+        ));
+    }
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// A chunked-body decoder that consumes its input as it arrives.
+#[derive(Default)]
+struct Chunked {
+    /// Data bytes left in the current chunk (then its CRLF).
+    left: usize,
+    in_chunk: bool,
+    /// After the last chunk: reading trailer lines until the empty one.
+    trailers: bool,
+}
+
+impl Chunked {
+    /// Decodes what `input` holds into `out`; `true` once the body is complete.
+    fn decode(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+        max: usize,
+    ) -> Result<bool, RawError> {
+        let bad = |m: &str| RawError::Malformed(format!("chunked body: {m}"));
+        loop {
+            if self.trailers {
+                let Some(end) = find_crlf(input) else {
+                    return Ok(false);
+                };
+                input.advance(end + 2);
+                if end == 0 {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if self.in_chunk {
+                if self.left > 0 {
+                    if input.is_empty() {
+                        return Ok(false);
+                    }
+                    let take = self.left.min(input.len());
+                    out.extend_from_slice(&input[..take]);
+                    input.advance(take);
+                    self.left -= take;
+                    continue;
+                }
+                if input.len() < 2 {
+                    return Ok(false);
+                }
+                if &input[..2] != b"\r\n" {
+                    return Err(bad("missing CRLF after chunk data"));
+                }
+                input.advance(2);
+                self.in_chunk = false;
+                continue;
+            }
+            let Some(end) = find_crlf(input) else {
+                if input.len() > 1024 {
+                    return Err(bad("chunk size line too long"));
+                }
+                return Ok(false);
+            };
+            let line = &input[..end];
+            let digits = line
+                .split(|b| *b == b';')
+                .next()
+                .unwrap_or(&[])
+                .trim_ascii();
+            let size = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| usize::from_str_radix(d, 16).ok())
+                .ok_or_else(|| bad("invalid chunk size"))?;
+            input.advance(end + 2);
+            if size == 0 {
+                self.trailers = true;
+                continue;
+            }
+            if out.len().saturating_add(size) > max {
+                return Err(RawError::TooLarge);
+            }
+            out.reserve(size);
+            self.left = size;
+            self.in_chunk = true;
+        }
+    }
+}
+
+fn find_crlf(input: &[u8]) -> Option<usize> {
+    input.windows(2).position(|w| w == b"\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(
+        wire: &[u8],
+        piece: usize,
+        max: usize,
+    ) -> Result<(Vec<u8>, usize), RawError> {
+        let mut decoder = Chunked::default();
+        let mut input = BytesMut::new();
+        let mut out = BytesMut::new();
+        for part in wire.chunks(piece) {
+            input.extend_from_slice(part);
+            if decoder.decode(&mut input, &mut out, max)? {
+                return Ok((out.to_vec(), input.len()));
+            }
+        }
+        Err(RawError::Malformed("incomplete".into()))
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whatever_the_pieces() {
+        let wire = b"5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        for piece in 1..wire.len() {
+            let (body, rest) = decode_in_pieces(wire, piece, 1 << 20).expect("decodes");
+            assert_eq!(body, b"hello world!");
+            // Bytes after the body stay in the input (here only those that arrived with it).
+            assert!(rest <= 4);
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_are_bounded_and_checked() {
+        assert!(matches!(
+            decode_in_pieces(b"10\r\n0123456789abcdef\r\n0\r\n\r\n", 64, 8),
+            Err(RawError::TooLarge)
+        ));
+        assert!(matches!(
+            decode_in_pieces(b"zz\r\n", 64, 8),
+            Err(RawError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_in_pieces(b"2\r\nabXX0\r\n\r\n", 64, 8),
+            Err(RawError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn tokens_are_matched_in_lists() {
+        assert!(has_token(b"keep-alive, Close", "close"));
+        assert!(!has_token(b"closed", "close"));
+        assert!(has_token(b"gzip, chunked", "chunked"));
+    }
+
+    #[test]
+    fn authorities_get_a_port() {
+        assert_eq!(RawClient::new("localhost").address, "localhost:80");
+        assert_eq!(RawClient::new("localhost:8080").address, "localhost:8080");
+        assert_eq!(RawClient::new("[::1]").address, "[::1]:80");
+        assert_eq!(RawClient::new("[::1]:81").address, "[::1]:81");
+    }
+}
