@@ -70,9 +70,12 @@ impl<T: Send + Sync + 'static> RewriteMemo<T> {
         self.cache.as_ref()?.get(body).await
     }
 
-    /// Keeps a rewrite (callers check that it qualifies, see the module docs).
+    /// Keeps a rewrite (callers check that it qualifies, see the module docs). The key is
+    /// copied: a request body is usually a slice of its connection's read buffer, which it
+    /// would otherwise keep alive (and uncounted) as long as the entry.
     pub async fn insert(&self, body: Bytes, entry: Entry<T>) {
         if let Some(cache) = &self.cache {
+            let body = Bytes::copy_from_slice(&body);
             cache.insert(body, Arc::new(entry)).await;
         }
     }

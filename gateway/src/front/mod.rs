@@ -145,8 +145,12 @@ async fn connection(
         if !keep_alive || *stop.borrow() {
             return Ok(());
         }
-        if buf.is_empty() && buf.capacity() < 1024 {
+        // Buffers grown for a large request or answer are not kept by an idle connection.
+        if buf.is_empty() && !(1024..=64 * 1024).contains(&buf.capacity()) {
             buf = BytesMut::with_capacity(8 * 1024);
+        }
+        if out.capacity() > 64 * 1024 {
+            out = Vec::with_capacity(1024);
         }
     }
 }

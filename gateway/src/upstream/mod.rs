@@ -213,6 +213,11 @@ impl Upstream {
                 self.inner.display,
                 error_chain(&e)
             )),
+            Err(raw::RawError::BrokeOff(e)) => GatewayError::UpstreamUnreachable(format!(
+                "upstream Weaviate at {} broke off its response: {}",
+                self.inner.display,
+                error_chain(&e)
+            )),
             Err(raw::RawError::Malformed(m)) => GatewayError::UpstreamBadResponse(format!(
                 "upstream Weaviate at {} answered {m}",
                 self.inner.display

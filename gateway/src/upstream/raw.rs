@@ -73,6 +73,8 @@ pub(crate) enum RawError {
     Timeout,
     /// The answer is not HTTP/1.x as expected.
     Malformed(String),
+    /// The connection failed after part of the answer had arrived.
+    BrokeOff(io::Error),
     /// The body is over the limit.
     TooLarge,
 }
@@ -80,7 +82,7 @@ pub(crate) enum RawError {
 impl std::fmt::Display for RawError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RawError::Io(e) => write!(f, "{e}"),
+            RawError::Io(e) | RawError::BrokeOff(e) => write!(f, "{e}"),
             RawError::Timeout => write!(f, "timed out"),
             RawError::Malformed(m) => write!(f, "malformed HTTP response: {m}"),
             RawError::TooLarge => write!(f, "response body over the limit"),
@@ -137,11 +139,11 @@ impl RawClient {
                 let stream = self.connect(timeout).await?;
                 let (response, keep) = exchange_on(stream, request, timeout, max_body)
                     .await
-                    .map_err(|f| f.error)?;
+                    .map_err(Failure::into_error)?;
                 self.checkin(keep);
                 Ok(response)
             }
-            Err(failure) => Err(failure.error),
+            Err(failure) => Err(failure.into_error()),
         }
     }
 
@@ -186,6 +188,15 @@ impl RawClient {
 struct Failure {
     error: RawError,
     answered: bool,
+}
+
+impl Failure {
+    fn into_error(self) -> RawError {
+        match self.error {
+            RawError::Io(e) if self.answered => RawError::BrokeOff(e),
+            error => error,
+        }
+    }
 }
 
 /// One request and its answer on `stream`; returns the stream when it can be reused.
