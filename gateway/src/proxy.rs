@@ -11,8 +11,15 @@ use crate::server::AppState;
 /// The router's fallback (unknown paths, and known paths with a method the gateway does not
 /// handle itself).
 pub async fn fallback(State(state): State<AppState>, request: Request) -> Response {
-    forward(&state, request).await
+    let mut response = forward(&state, request).await;
+    response.extensions_mut().insert(Proxied);
+    response
 }
+
+/// Marks a response of the transparent proxy, so that the HTTP front learns which method and
+/// path the router sends to the proxy (`front/pass_through.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct Proxied;
 
 /// Forwards one request and streams the answer back; errors become Weaviate-shaped responses.
 pub async fn forward(state: &AppState, request: Request) -> Response {

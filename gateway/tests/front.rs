@@ -139,6 +139,12 @@ async fn record(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, answer: Arc<
             continue;
         }
         seen.lock().unwrap().push(Seen { head, body });
+        if let Some(reply) = get_answer(&path) {
+            if stream.write_all(&reply).await.is_err() || path == "/broken" {
+                return;
+            }
+            continue;
+        }
         let mode = *answer.lock().unwrap();
         let reply = match mode {
             Answer::Plain | Answer::ThenClose => format!(
@@ -170,6 +176,34 @@ async fn record(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, answer: Arc<
             return;
         }
     }
+}
+
+/// A megabyte of body, not all one byte.
+fn big_body() -> Vec<u8> {
+    (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// The upstream's answers to pass-through paths.
+fn get_answer(path: &str) -> Option<Vec<u8>> {
+    let plain = |extra: &str, body: &[u8]| {
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n{extra}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    };
+    Some(match path.split('?').next().unwrap_or(path) {
+        "/v1/nodes" => plain("", br#"{"nodes":[]}"#),
+        "/big" => plain("", &big_body()),
+        "/chunked" => {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n".to_vec()
+        }
+        "/empty" => b"HTTP/1.1 204 No Content\r\nX-Empty: yes\r\n\r\n".to_vec(),
+        "/broken" => b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"partial\":".to_vec(),
+        _ => return None,
+    })
 }
 
 fn near_text() -> Value {
@@ -416,4 +450,135 @@ async fn requests_the_front_does_not_parse_are_served_by_hyper() {
         assert!(answer.contains(" 200 OK\r\n"), "{what}: {answer}");
         assert!(answer.ends_with(wanted.as_str()), "{what}: {answer}");
     }
+}
+
+/// Sends GET `path` twice (the first teaches the front that the router proxies it); returns the
+/// second answer and the request the upstream received for it.
+async fn get_twice(
+    env: &common::TestEnv,
+    upstream: &Recorder,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (reqwest::Response, Seen) {
+    let mut last = None;
+    for _ in 0..2 {
+        let mut request = env.client.get(env.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        last = Some(
+            tokio::time::timeout(GUARD, request.send())
+                .await
+                .expect("in time")
+                .expect("answer"),
+        );
+    }
+    let seen = upstream.seen.lock().unwrap().last().cloned().expect("sent");
+    (last.expect("two requests"), seen)
+}
+
+#[tokio::test]
+async fn a_proxied_get_the_front_has_seen_takes_the_prepared_path_with_the_proxy_rules() {
+    let upstream = recorder().await;
+    let env = common::start_gateway(&upstream.base, Config::default()).await;
+    let headers = [
+        ("authorization", "Bearer caller-key"),
+        ("accept-encoding", "gzip"),
+        ("connection", "keep-alive, x-hop"),
+        ("x-hop", "must not pass"),
+        ("x-request-id", "caller-id-2"),
+    ];
+    let first = {
+        let mut request = env.client.get(env.url("/v1/nodes?output=verbose"));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send().await.expect("answer")
+    };
+    let routed = upstream.seen.lock().unwrap().last().cloned().expect("sent");
+    assert!(!sent_prepared(&routed), "the first is routed");
+    let first_headers = first.headers().clone();
+    let first_body = first.bytes().await.expect("body");
+    let (second, seen) = get_twice(&env, &upstream, "/v1/nodes?output=verbose", &headers).await;
+    assert!(sent_prepared(&seen), "learned: {}", seen.head);
+    assert!(seen
+        .head
+        .starts_with("GET /v1/nodes?output=verbose HTTP/1.1\r\n"));
+    let authority = upstream.base.trim_start_matches("http://");
+    for s in [&routed, &seen] {
+        assert_eq!(s.header("host"), [authority]);
+        assert_eq!(s.header("authorization"), ["Bearer caller-key"]);
+        assert_eq!(s.header("accept-encoding"), ["gzip"]);
+        assert_eq!(s.header("x-request-id"), ["caller-id-2"]);
+        assert!(s.header("x-hop").is_empty() && s.header("connection").is_empty());
+    }
+    // The same answer as the routed path gave.
+    assert_eq!(second.status(), 200);
+    for name in ["content-type", "content-length", "x-request-id"] {
+        assert_eq!(second.headers()[name], first_headers[name], "{name}");
+    }
+    for hop in ["x-hop", "connection"] {
+        assert!(second.headers().get(hop).is_none(), "{hop} passed");
+        assert!(first_headers.get(hop).is_none(), "{hop} passed");
+    }
+    assert_eq!(second.bytes().await.expect("body"), first_body);
+    upstream.accept.abort();
+}
+
+#[tokio::test]
+async fn the_pass_through_path_streams_every_kind_of_answer() {
+    let upstream = recorder().await;
+    let env = common::start_gateway(&upstream.base, Config::default()).await;
+
+    let (big, seen) = get_twice(&env, &upstream, "/big", &[]).await;
+    assert!(sent_prepared(&seen));
+    assert_eq!(big.headers()["content-length"], "1000000");
+    assert_eq!(big.bytes().await.expect("body").to_vec(), big_body());
+
+    let (chunked, seen) = get_twice(&env, &upstream, "/chunked", &[]).await;
+    assert!(sent_prepared(&seen));
+    assert_eq!(chunked.headers()["transfer-encoding"], "chunked");
+    assert_eq!(chunked.text().await.expect("body"), "hello, world");
+
+    let (empty, seen) = get_twice(&env, &upstream, "/empty", &[]).await;
+    assert!(sent_prepared(&seen));
+    assert_eq!(empty.status(), 204);
+    assert_eq!(empty.headers()["x-empty"], "yes");
+    assert!(empty.bytes().await.expect("body").is_empty());
+
+    // HEAD: the answer's own length, no body (on the wire).
+    let head = "HEAD /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    exchange(&env, head.as_bytes(), usize::MAX).await;
+    let answer = exchange(&env, head.as_bytes(), usize::MAX).await;
+    assert!(sent_prepared(upstream.seen.lock().unwrap().last().unwrap()));
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-length: 1000000"),
+        "{head}"
+    );
+    assert!(body.is_empty());
+
+    // An answer that breaks off: the client sees a broken body, not a short complete one.
+    let (broken, seen) = get_twice(&env, &upstream, "/broken", &[]).await;
+    assert!(sent_prepared(&seen));
+    assert_eq!(broken.status(), 200);
+    assert!(
+        broken.bytes().await.is_err(),
+        "a truncated body was delivered as complete"
+    );
+
+    // The upstream gone: 502 in Weaviate's envelope.
+    upstream.accept.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let down = env
+        .client
+        .get(env.url("/v1/nodes"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(down.status(), 502);
+    let body: Value = down.json().await.expect("JSON");
+    let message = body["error"][0]["message"].as_str().expect("message");
+    assert!(message.contains("is unreachable"), "{message}");
 }

@@ -17,11 +17,14 @@
 //! layers cost more user CPU than the whole nginx proxy.
 
 mod memo_hit;
+mod pass_through;
+mod prepared;
 pub mod wire;
 
+use std::collections::HashSet;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -49,11 +52,60 @@ const MAX_HEAD: usize = 64 * 1024;
 pub struct Front {
     state: AppState,
     router: Router,
+    /// Paths (without the query) of `GET` and `HEAD` requests the router has sent to the
+    /// transparent proxy: routing depends on nothing else, so the next such request can take the
+    /// pass-through path.
+    proxied: Mutex<Proxied>,
 }
+
+/// Learned proxied paths, by method (the pass-through path takes `GET` and `HEAD` only).
+#[derive(Default)]
+struct Proxied {
+    get: HashSet<Box<[u8]>>,
+    head: HashSet<Box<[u8]>>,
+}
+
+impl Proxied {
+    fn of(&mut self, method: &Method) -> &mut HashSet<Box<[u8]>> {
+        if method == Method::HEAD {
+            &mut self.head
+        } else {
+            &mut self.get
+        }
+    }
+}
+
+/// Most learned proxied paths kept per method (paths with ids vary; the set starts over when
+/// full).
+const MAX_PROXIED: usize = 1024;
 
 impl Front {
     pub fn new(state: AppState, router: Router) -> Arc<Self> {
-        Arc::new(Self { state, router })
+        Arc::new(Self {
+            state,
+            router,
+            proxied: Mutex::new(Proxied::default()),
+        })
+    }
+
+    fn proxied(&self) -> std::sync::MutexGuard<'_, Proxied> {
+        // Plain sets; a panic elsewhere cannot leave them half-written.
+        self.proxied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_proxied(&self, method: &Method, path: &[u8]) -> bool {
+        self.proxied().of(method).contains(path)
+    }
+
+    fn learn_proxied(&self, method: &Method, path: &[u8]) {
+        let mut proxied = self.proxied();
+        let paths = proxied.of(method);
+        if paths.len() >= MAX_PROXIED {
+            paths.clear();
+        }
+        paths.insert(path.into());
     }
 }
 
@@ -169,7 +221,15 @@ async fn serve_one(
             return Ok(keep);
         }
     }
-    let Some(request) = wire::build_request(head, &raw, body) else {
+    let target = &raw[head.target.clone()];
+    let path = target.split(|b| *b == b'?').next().unwrap_or(target);
+    let may_pass = pass_through::applies(&front.state, head);
+    if may_pass && front.is_proxied(&head.method, path) {
+        if let Some(keep) = pass_through::serve(stream, out, &front.state, head, &raw).await? {
+            return Ok(keep);
+        }
+    }
+    let Some(request) = wire::build_request(head, &raw, body.clone()) else {
         // A name or value the `http` crate refuses: answer as hyper does for a bad head.
         out.clear();
         out.extend_from_slice(
@@ -185,6 +245,14 @@ async fn serve_one(
         Ok(response) => response,
         Err(infallible) => match infallible {},
     };
+    if may_pass
+        && response
+            .extensions()
+            .get::<crate::proxy::Proxied>()
+            .is_some()
+    {
+        front.learn_proxied(&head.method, path);
+    }
     wire::write_response(stream, out, response, head_request, head.keep_alive).await
 }
 

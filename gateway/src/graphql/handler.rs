@@ -174,7 +174,7 @@ async fn send_rewritten(
 /// failed, and is not parsed.
 pub(crate) fn restored(raw: &[u8], rewritten: &Rewritten) -> Option<Value> {
     let may_need_restoring =
-        !rewritten.errors.is_empty() || raw.windows(8).any(|w| w == b"\"errors\"");
+        !rewritten.errors.is_empty() || memchr::memmem::find(raw, b"\"errors\"").is_some();
     if !may_need_restoring {
         return None;
     }

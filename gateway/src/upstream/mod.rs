@@ -47,7 +47,7 @@ use crate::observability;
 
 pub(crate) mod raw;
 
-pub(crate) use raw::RawResponse;
+pub(crate) use raw::{RawBody, RawHead, RawResponse};
 
 /// A cloneable handle on the upstream client (one connection pool per thread).
 #[derive(Clone)]
@@ -186,45 +186,70 @@ impl Upstream {
 
     /// Sends a prepared request (whole: head and body, see [`Upstream::write_request_line`]) on
     /// the raw client and reads the whole answer, bounded and timed as [`Upstream::request_bytes`]
-    /// is, with the same metrics and errors. The caller holds the slot.
+    /// is, with the same metrics and errors. The caller holds the slot; the request must be safe
+    /// to send twice (see [`raw::RawClient::send`]).
     pub(crate) async fn exchange_prepared(
         &self,
         request: &[u8],
     ) -> Result<RawResponse, GatewayError> {
-        let Some(client) = &self.inner.raw else {
-            return Err(GatewayError::Internal(
-                "no plain-HTTP client for this upstream".to_string(),
-            ));
-        };
+        let client = self.raw_client()?;
         let started = Instant::now();
         let result = client
             .exchange(request, self.inner.timeout, self.inner.max_response_bytes)
             .await;
         observability::record_upstream_duration(started.elapsed());
-        let error = match result {
-            Ok(response) => return Ok(response),
-            Err(raw::RawError::Timeout) => self.timeout_error(),
-            Err(raw::RawError::TooLarge) => GatewayError::UpstreamBadResponse(format!(
+        result.map_err(|e| self.raw_error(e))
+    }
+
+    /// Sends a prepared request of a safe method (`GET`, `HEAD`) on the raw client and returns
+    /// the head of the answer and its body, to be streamed on ([`Upstream::forward`]'s rules:
+    /// timed per read, errors and metrics as there). The caller holds the slot.
+    pub(crate) async fn send_prepared(
+        &self,
+        request: &[u8],
+        head_request: bool,
+    ) -> Result<(RawHead, RawBody<'_>), GatewayError> {
+        let client = self.raw_client()?;
+        let started = Instant::now();
+        let result = client
+            .send(request, head_request, true, self.inner.timeout)
+            .await;
+        observability::record_upstream_duration(started.elapsed());
+        result.map_err(|e| self.raw_error(e))
+    }
+
+    fn raw_client(&self) -> Result<&raw::RawClient, GatewayError> {
+        self.inner.raw.as_ref().ok_or_else(|| {
+            GatewayError::Internal("no plain-HTTP client for this upstream".to_string())
+        })
+    }
+
+    /// The gateway's error for a failed raw exchange (the same as hyper's client path gives),
+    /// counted in the upstream error metric.
+    pub(crate) fn raw_error(&self, error: raw::RawError) -> GatewayError {
+        let error = match error {
+            raw::RawError::Timeout => self.timeout_error(),
+            raw::RawError::TooLarge => GatewayError::UpstreamBadResponse(format!(
                 "response body larger than {} bytes",
                 self.inner.max_response_bytes
             )),
-            Err(raw::RawError::Io(e)) => GatewayError::UpstreamUnreachable(format!(
+            raw::RawError::Io(e) => GatewayError::UpstreamUnreachable(format!(
                 "upstream Weaviate at {} is unreachable: {}",
                 self.inner.display,
                 error_chain(&e)
             )),
-            Err(raw::RawError::BrokeOff(e)) => GatewayError::UpstreamUnreachable(format!(
+            raw::RawError::BrokeOff(e) => GatewayError::UpstreamUnreachable(format!(
                 "upstream Weaviate at {} broke off its response: {}",
                 self.inner.display,
                 error_chain(&e)
             )),
-            Err(raw::RawError::Malformed(m)) => GatewayError::UpstreamBadResponse(format!(
+            raw::RawError::Malformed(m) => GatewayError::UpstreamBadResponse(format!(
                 "upstream Weaviate at {} answered {m}",
                 self.inner.display
             )),
         };
         observability::record_upstream_error(error.kind());
-        Err(error)
+        error
     }
 
     /// Waits up to the upstream timeout for a slot (immediately `None` without a limit).

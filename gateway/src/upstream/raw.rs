@@ -46,22 +46,9 @@ struct Idle {
 
 /// An answer read whole.
 pub(crate) struct RawResponse {
-    pub status: StatusCode,
-    /// The status line and headers as received.
-    pub head: Bytes,
-    /// Name and value positions in `head`.
-    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    pub head: RawHead,
     /// The body, de-chunked.
     pub body: Bytes,
-}
-
-impl RawResponse {
-    /// The headers as (name, value) byte slices.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.headers
-            .iter()
-            .map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
-    }
 }
 
 /// Why an exchange failed.
@@ -114,36 +101,106 @@ impl RawClient {
         &self.host
     }
 
-    /// Sends `request` (head and body, already serialized) and reads the whole answer. A pooled
-    /// connection that turns out closed before any byte of the answer arrived is replaced by a
-    /// fresh one once (the request is a read-only GraphQL query: sending it again is safe).
+    /// Sends `request` (head and body, already serialized) and reads the whole answer, at most
+    /// `max_body` bytes of body.
     pub(crate) async fn exchange(
         &self,
         request: &[u8],
         timeout: Duration,
         max_body: usize,
     ) -> Result<RawResponse, RawError> {
+        let (head, mut body) = self.send(request, false, true, timeout).await?;
+        if body.declared_length().is_some_and(|n| n > max_body) {
+            return Err(RawError::TooLarge);
+        }
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        while let Some(piece) = body.next().await? {
+            let held = first.as_ref().map_or(0, Bytes::len) + rest.len();
+            if held + piece.len() > max_body {
+                return Err(RawError::TooLarge);
+            }
+            match first.take() {
+                None if rest.is_empty() => first = Some(piece),
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        rest.extend_from_slice(&earlier);
+                    }
+                    rest.extend_from_slice(&piece);
+                }
+            }
+        }
+        Ok(RawResponse {
+            head,
+            body: first.unwrap_or_else(|| rest.freeze()),
+        })
+    }
+
+    /// Sends `request` and reads the head of the answer; the body follows from [`RawBody::next`].
+    /// `head_request`: the answer has no body whatever its headers say. `retry`: the request may
+    /// be sent twice (a safe method, or a read-only GraphQL query), so a pooled connection that
+    /// turns out closed before any byte of the answer arrived is replaced by a fresh one once.
+    pub(crate) async fn send(
+        &self,
+        request: &[u8],
+        head_request: bool,
+        retry: bool,
+        timeout: Duration,
+    ) -> Result<(RawHead, RawBody<'_>), RawError> {
         let pooled = self.checkout();
         let reused = pooled.is_some();
         let stream = match pooled {
             Some(stream) => stream,
             None => self.connect(timeout).await?,
         };
-        match exchange_on(stream, request, timeout, max_body).await {
-            Ok((response, keep)) => {
-                self.checkin(keep);
-                Ok(response)
-            }
-            Err(Failure { error, answered }) if reused && !answered => {
-                tracing::debug!(%error, "pooled upstream connection was closed: retrying on a new one");
+        match self.send_on(stream, request, head_request, timeout).await {
+            Ok(answer) => Ok(answer),
+            Err(Failure { error, answered }) if retry && reused && !answered => {
+                tracing::debug!(%error, "pooled upstream connection was closed: sending again on a new one");
                 let stream = self.connect(timeout).await?;
-                let (response, keep) = exchange_on(stream, request, timeout, max_body)
+                self.send_on(stream, request, head_request, timeout)
                     .await
-                    .map_err(Failure::into_error)?;
-                self.checkin(keep);
-                Ok(response)
+                    .map_err(Failure::into_error)
             }
             Err(failure) => Err(failure.into_error()),
+        }
+    }
+
+    async fn send_on(
+        &self,
+        mut stream: TcpStream,
+        request: &[u8],
+        head_request: bool,
+        timeout: Duration,
+    ) -> Result<(RawHead, RawBody<'_>), Failure> {
+        let silent = |error| Failure {
+            error,
+            answered: false,
+        };
+        match tokio::time::timeout(timeout, stream.write_all(request)).await {
+            Err(_) => return Err(silent(RawError::Timeout)),
+            Ok(Err(e)) => return Err(silent(RawError::Io(e))),
+            Ok(Ok(())) => {}
+        }
+        let mut buf = BytesMut::with_capacity(8 * 1024);
+        match read_head(&mut stream, &mut buf, head_request, timeout).await {
+            Ok((head, framing, keep)) => Ok((
+                head,
+                RawBody {
+                    client: self,
+                    stream: Some(stream),
+                    buf,
+                    framing,
+                    chunked: Chunked::default(),
+                    keep,
+                    timeout,
+                    done: false,
+                },
+            )),
+            Err(error) => Err(Failure {
+                error,
+                answered: !buf.is_empty(),
+            }),
         }
     }
 
@@ -199,41 +256,14 @@ impl Failure {
     }
 }
 
-/// One request and its answer on `stream`; returns the stream when it can be reused.
-async fn exchange_on(
-    mut stream: TcpStream,
-    request: &[u8],
-    timeout: Duration,
-    max_body: usize,
-) -> Result<(RawResponse, Option<TcpStream>), Failure> {
-    let silent = |error| Failure {
-        error,
-        answered: false,
-    };
-    match tokio::time::timeout(timeout, stream.write_all(request)).await {
-        Err(_) => return Err(silent(RawError::Timeout)),
-        Ok(Err(e)) => return Err(silent(RawError::Io(e))),
-        Ok(Ok(())) => {}
-    }
-    let mut buf = BytesMut::with_capacity(8 * 1024);
-    let read = read_response(&mut stream, &mut buf, timeout, max_body);
-    match read.await {
-        Ok((response, keep)) => Ok((response, keep.then_some(stream))),
-        Err(error) => {
-            let answered = !buf.is_empty();
-            Err(Failure { error, answered })
-        }
-    }
-}
-
-/// Reads more into `buf`; end of stream is an error unless `eof_ok`. Returns the bytes read.
+/// Reads more into `buf`; returns the bytes read (0 at the end of the stream).
 async fn fill(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     timeout: Duration,
 ) -> Result<usize, RawError> {
     if buf.capacity() - buf.len() < 4096 {
-        buf.reserve(8 * 1024);
+        buf.reserve(16 * 1024);
     }
     match tokio::time::timeout(timeout, stream.read_buf(buf)).await {
         Err(_) => Err(RawError::Timeout),
@@ -250,6 +280,7 @@ fn closed_early() -> RawError {
 }
 
 /// How the body of an answer ends.
+#[derive(Clone, Copy)]
 enum Framing {
     None,
     Length(usize),
@@ -257,139 +288,215 @@ enum Framing {
     UntilClose,
 }
 
-/// Reads one answer (skipping `1xx` interim answers); returns it and whether the connection may
-/// be reused.
-async fn read_response(
+/// The status line and headers of an answer.
+pub(crate) struct RawHead {
+    pub status: StatusCode,
+    /// The status line and headers as received.
+    pub head: Bytes,
+    /// Name and value positions in `head`.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl RawHead {
+    /// The headers as (name, value) byte slices.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
+    }
+}
+
+/// Reads the head of one answer (skipping `1xx` interim answers); returns it, how its body is
+/// framed and whether the connection may be reused after it.
+async fn read_head(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
+    head_request: bool,
     timeout: Duration,
-    max_body: usize,
-) -> Result<(RawResponse, bool), RawError> {
+) -> Result<(RawHead, Framing, bool), RawError> {
     loop {
-        // The head.
-        let (head_len, status, version, headers, framing, mut keep) = loop {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut slots);
-            match parsed.parse(buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let code = parsed.code.unwrap_or(0);
-                    let status = StatusCode::from_u16(code)
-                        .map_err(|_| RawError::Malformed(format!("status {code}")))?;
-                    let version = parsed.version.unwrap_or(1);
-                    let base = buf.as_ptr() as usize;
-                    let mut positions = Vec::with_capacity(parsed.headers.len());
-                    let mut length: Option<usize> = None;
-                    let mut chunked = false;
-                    let mut keep = version == 1;
-                    for h in parsed.headers.iter() {
-                        let name_at = h.name.as_ptr() as usize - base;
-                        let value_at = h.value.as_ptr() as usize - base;
-                        positions.push((
-                            name_at..name_at + h.name.len(),
-                            value_at..value_at + h.value.len(),
-                        ));
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let n = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse::<usize>().ok())
-                                .ok_or_else(|| RawError::Malformed("Content-Length".into()))?;
-                            if length.is_some_and(|l| l != n) {
-                                return Err(RawError::Malformed(
-                                    "conflicting Content-Length".into(),
-                                ));
-                            }
-                            length = Some(n);
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = has_token(h.value, "chunked");
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if has_token(h.value, "close") {
-                                keep = false;
-                            } else if has_token(h.value, "keep-alive") {
-                                keep = true;
-                            }
-                        }
-                    }
-                    let framing = if status.is_informational()
-                        || status == StatusCode::NO_CONTENT
-                        || status == StatusCode::NOT_MODIFIED
-                    {
-                        Framing::None
-                    } else if chunked {
-                        Framing::Chunked
-                    } else if let Some(n) = length {
-                        Framing::Length(n)
-                    } else {
-                        Framing::UntilClose
-                    };
-                    break (len, status, version, positions, framing, keep);
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut slots);
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > 64 * 1024 {
+                    return Err(RawError::Malformed("response head over 64 KiB".into()));
                 }
-                Ok(httparse::Status::Partial) => {
-                    if buf.len() > 64 * 1024 {
-                        return Err(RawError::Malformed("response head over 64 KiB".into()));
-                    }
-                    if fill(stream, buf, timeout).await? == 0 {
-                        return Err(closed_early());
-                    }
+                if fill(stream, buf, timeout).await? == 0 {
+                    return Err(closed_early());
                 }
-                Err(e) => return Err(RawError::Malformed(e.to_string())),
+                continue;
             }
+            Err(e) => return Err(RawError::Malformed(e.to_string())),
         };
-        let _ = version;
+        let code = parsed.code.unwrap_or(0);
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| RawError::Malformed(format!("status {code}")))?;
         if status.is_informational() {
-            buf.advance(head_len);
+            buf.advance(len);
             continue;
         }
-        let head = buf.split_to(head_len).freeze();
-        let body = match framing {
-            Framing::None => Bytes::new(),
-            Framing::Length(n) => {
-                if n > max_body {
-                    return Err(RawError::TooLarge);
+        let base = buf.as_ptr() as usize;
+        let mut positions = Vec::with_capacity(parsed.headers.len());
+        let mut length: Option<usize> = None;
+        let mut chunked = false;
+        let mut keep = parsed.version == Some(1);
+        for h in parsed.headers.iter() {
+            let name_at = h.name.as_ptr() as usize - base;
+            let value_at = h.value.as_ptr() as usize - base;
+            positions.push((
+                name_at..name_at + h.name.len(),
+                value_at..value_at + h.value.len(),
+            ));
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let n = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| RawError::Malformed("invalid Content-Length".into()))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(RawError::Malformed("conflicting Content-Length".into()));
                 }
-                while buf.len() < n {
-                    if buf.capacity() - buf.len() < n - buf.len() {
-                        buf.reserve(n - buf.len());
-                    }
-                    if fill(stream, buf, timeout).await? == 0 {
-                        return Err(closed_early());
-                    }
+                length = Some(n);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = has_token(h.value, "chunked");
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                if has_token(h.value, "close") {
+                    keep = false;
+                } else if has_token(h.value, "keep-alive") {
+                    keep = true;
                 }
-                buf.split_to(n).freeze()
             }
-            Framing::Chunked => {
-                let mut decoder = Chunked::default();
-                let mut out = BytesMut::new();
-                loop {
-                    if decoder.decode(buf, &mut out, max_body)? {
-                        break;
-                    }
-                    if fill(stream, buf, timeout).await? == 0 {
-                        return Err(closed_early());
-                    }
-                }
-                out.freeze()
-            }
-            Framing::UntilClose => {
-                keep = false;
-                while fill(stream, buf, timeout).await? > 0 {
-                    if buf.len() > max_body {
-                        return Err(RawError::TooLarge);
-                    }
-                }
-                buf.split().freeze()
-            }
+        }
+        let framing = if head_request
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            Framing::None
+        } else if chunked {
+            Framing::Chunked
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            keep = false;
+            Framing::UntilClose
         };
-        // Bytes after the answer (an answer to nothing) make the connection unusable.
-        keep = keep && buf.is_empty();
+        let head = buf.split_to(len).freeze();
         return Ok((
-            RawResponse {
+            RawHead {
                 status,
                 head,
-                headers,
-                body,
+                headers: positions,
             },
+            framing,
             keep,
         ));
+    }
+}
+
+/// The body of an answer, read as it arrives; the connection goes back to its pool once the
+/// body has been read to its end (and is closed if the body is dropped before).
+pub(crate) struct RawBody<'c> {
+    client: &'c RawClient,
+    stream: Option<TcpStream>,
+    buf: BytesMut,
+    framing: Framing,
+    chunked: Chunked,
+    keep: bool,
+    timeout: Duration,
+    done: bool,
+}
+
+impl RawBody<'_> {
+    /// The length the answer declared (`Content-Length`; 0 for no body), `None` when chunked
+    /// or delimited by the end of the connection.
+    pub(crate) fn declared_length(&self) -> Option<usize> {
+        match self.framing {
+            Framing::None => Some(0),
+            Framing::Length(n) => Some(n),
+            Framing::Chunked | Framing::UntilClose => None,
+        }
+    }
+
+    /// The next piece of the body (de-chunked); `None` at its end. Each read waits at most the
+    /// timeout.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, RawError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if self.stream.is_none() {
+                return Ok(None);
+            }
+            match self.framing {
+                Framing::None | Framing::Length(0) => {
+                    self.finish();
+                    return Ok(None);
+                }
+                Framing::Length(left) => {
+                    if self.buf.is_empty() {
+                        if self.buf.capacity() < left.min(64 * 1024) {
+                            self.buf.reserve(left.min(64 * 1024));
+                        }
+                        if self.fill().await.map_err(broke_off)? == 0 {
+                            return Err(broke_off(closed_early()));
+                        }
+                    }
+                    let take = left.min(self.buf.len());
+                    self.framing = Framing::Length(left - take);
+                    return Ok(Some(self.buf.split_to(take).freeze()));
+                }
+                Framing::Chunked => {
+                    let mut out = BytesMut::new();
+                    let ended = self.chunked.decode(&mut self.buf, &mut out, usize::MAX)?;
+                    if ended {
+                        self.finish();
+                    }
+                    if !out.is_empty() {
+                        return Ok(Some(out.freeze()));
+                    }
+                    if ended {
+                        return Ok(None);
+                    }
+                    if self.fill().await.map_err(broke_off)? == 0 {
+                        return Err(broke_off(closed_early()));
+                    }
+                }
+                Framing::UntilClose => {
+                    if !self.buf.is_empty() {
+                        return Ok(Some(self.buf.split().freeze()));
+                    }
+                    if self.fill().await.map_err(broke_off)? == 0 {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> Result<usize, RawError> {
+        match self.stream.as_mut() {
+            Some(stream) => fill(stream, &mut self.buf, self.timeout).await,
+            None => Ok(0),
+        }
+    }
+
+    /// The body has ended: the connection goes back to the pool if it can be reused (no bytes
+    /// after the answer: those would be an answer to nothing).
+    fn finish(&mut self) {
+        self.done = true;
+        if self.keep && self.buf.is_empty() {
+            self.client.checkin(self.stream.take());
+        }
+    }
+}
+
+/// An I/O error once part of the answer arrived.
+fn broke_off(error: RawError) -> RawError {
+    match error {
+        RawError::Io(e) => RawError::BrokeOff(e),
+        other => other,
     }
 }
 
