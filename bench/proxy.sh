@@ -8,8 +8,8 @@
 #     default cache;
 #   - an nginx reverse proxy to the same upstream (what a user would otherwise put in front of
 #     Weaviate: HTTP/1.1 upstream keep-alive, worker_processes auto);
-#   - a bare hyper proxy (gateway/examples/bare_proxy.rs: clipgate's HTTP stack with nothing else),
-#     the ceiling clipgate's own work is measured against.
+#   - a bare hyper proxy (gateway/examples/bare_proxy.rs: hyper's server and pooled client with
+#     nothing else; the stack clipgate used before its own HTTP/1.1 front), for reference.
 # Then measures with wrk --latency, in one run, in $ROUNDS alternating rounds (best round of each
 # path reported, with the proxy's CPU time per request from /proc):
 #   (a) a cached nearText Get through clipgate vs the equivalent nearVector Get (64 floats, the
@@ -285,7 +285,7 @@ for k, name in [("a_clipgate", "clipgate  nearText (cached) -> nearVector"),
     print(f"{name:<44}{v['rps']:>10.0f}{v['p50']:>10.0f}{v['p99']:>10.0f}{v['cpu_us']:>12.1f}   "
           + " ".join(f"{x['rps']:.0f}" for x in v["all"]))
 ratio = r["a_clipgate"]["rps"] / r["a_nginx"]["rps"]
-print(f"ratio bare hyper proxy/nginx req/s: {r['a_bare']['rps'] / r['a_nginx']['rps']:.2f}x (the HTTP stack's own ceiling)")
+print(f"ratio bare hyper proxy/nginx req/s: {r['a_bare']['rps'] / r['a_nginx']['rps']:.2f}x (hyper alone, for reference)")
 print(f"ratio clipgate/nginx req/s: {ratio:.2f}x (target >= 0.80x) -> {'met' if ratio >= 0.8 else 'NOT met'}")
 print(f"\n(b) pass-through GET /v1/nodes, wrk -t1 -c1, best p50 of {rounds} alternating rounds of {duration}")
 print(f"{'path':<44}{'req/s':>10}{'p50 us':>10}{'p99 us':>10}{'+p50 us':>10}   p50 of each round")

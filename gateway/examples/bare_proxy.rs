@@ -1,8 +1,8 @@
-//! A bare hyper reverse proxy, for `bench/proxy.sh` only: what the gateway's HTTP stack (hyper
-//! server and client on one single-threaded runtime per core, as `clipgate serve` runs them)
-//! costs per request with nothing else — no routing, layers, metrics, parsing or rewriting. The
-//! benchmark prints it beside clipgate and nginx, so the gap between clipgate and this ceiling
-//! is what clipgate's own work costs.
+//! A bare hyper reverse proxy, for `bench/proxy.sh` only: hyper's server and pooled client on one
+//! single-threaded runtime per core, with nothing else — no routing, layers, metrics, parsing or
+//! rewriting. It was the ceiling of clipgate's HTTP stack before clipgate's own HTTP/1.1 front
+//! (`gateway/src/front/`), and is still what a connection the front hands to hyper runs on; the
+//! benchmark prints it beside clipgate and nginx.
 //!
 //! Usage: `bare_proxy LISTEN_ADDR UPSTREAM_BASE_URL [WORKERS]` (upstream `http://` only).
 
