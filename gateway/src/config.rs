@@ -16,6 +16,8 @@ pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_WEAVIATE_GRPC_PORT: u16 = 50051;
 /// Default embedding cache size in MiB.
 pub const DEFAULT_CACHE_MB: u64 = 256;
+/// Default of `--idle-spin-ms` (the vectorizer's default idle spin).
+pub const DEFAULT_IDLE_SPIN_MS: u64 = 3;
 /// Default time to wait for the upstream's response headers (and between body reads).
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time an inference may take. 50 s is Weaviate's own `MODULES_CLIENT_TIMEOUT` default
@@ -93,6 +95,12 @@ pub struct Config {
     /// Inference threads of the local model. Default: the number of CPU cores.
     #[arg(long, env = "CLIPGATE_THREADS")]
     pub threads: Option<usize>,
+
+    /// Milliseconds the local model's helper threads keep spinning after work before they park.
+    /// Longer: an isolated request finds its helpers awake (lower latency), and a core stays
+    /// busy that long after every request.
+    #[arg(long, env = "CLIPGATE_IDLE_SPIN_MS", default_value_t = DEFAULT_IDLE_SPIN_MS)]
+    pub idle_spin_ms: u64,
 
     /// Threads serving the HTTP API, each a single-threaded runtime accepting from the one
     /// listener (as nginx's worker processes do). Default: the number of CPU cores.
@@ -189,6 +197,7 @@ impl Default for Config {
             cache_mb: DEFAULT_CACHE_MB,
             normalize: None,
             threads: None,
+            idle_spin_ms: DEFAULT_IDLE_SPIN_MS,
             http_workers: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_upstream_requests: DEFAULT_MAX_UPSTREAM_REQUESTS,
@@ -320,6 +329,8 @@ mod tests {
             "false",
             "--max-upstream-requests",
             "7",
+            "--idle-spin-ms",
+            "40",
         ])
         .expect("valid flags");
         let c = cli.config;
@@ -335,6 +346,11 @@ mod tests {
         );
         assert_eq!(c.normalize, Some(false));
         assert_eq!(c.max_upstream_requests, 7);
+        assert_eq!(c.idle_spin_ms, 40);
+        assert_eq!(
+            crate::server::model_options(&c).idle_spin,
+            Duration::from_millis(40)
+        );
         assert_eq!(
             Cli::try_parse_from(["clipgate"])
                 .expect("defaults")

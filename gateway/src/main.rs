@@ -57,6 +57,9 @@ struct ModelArgs {
     /// Inference threads. Default: the number of CPU cores.
     #[arg(long, env = "CLIPGATE_THREADS")]
     threads: Option<usize>,
+    /// Milliseconds the model's helper threads keep spinning after work before they park.
+    #[arg(long, env = "CLIPGATE_IDLE_SPIN_MS", default_value_t = gateway::config::DEFAULT_IDLE_SPIN_MS)]
+    idle_spin_ms: u64,
     /// Largest image accepted, in pixels.
     #[arg(long, env = "CLIPGATE_MAX_IMAGE_PIXELS", default_value_t = DEFAULT_MAX_IMAGE_PIXELS)]
     max_image_pixels: u64,
@@ -70,6 +73,7 @@ impl ModelArgs {
             normalize: self.normalize,
             max_image_pixels: self.max_image_pixels,
             threads: self.threads.unwrap_or(0),
+            idle_spin: std::time::Duration::from_millis(self.idle_spin_ms),
             ..ModelOptions::default()
         }
     }

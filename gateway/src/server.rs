@@ -401,6 +401,7 @@ pub fn model_options(config: &Config) -> ModelOptions {
         normalize: config.normalize,
         max_image_pixels: config.max_image_pixels,
         threads: config.threads.unwrap_or(0),
+        idle_spin: std::time::Duration::from_millis(config.idle_spin_ms),
         ..ModelOptions::default()
     }
 }

@@ -270,8 +270,14 @@ fn main() {
         .build()
         .expect("runtime");
 
+    // CLIPGATE_IDLE_SPIN_MS: the helper threads' idle spin, as `clipgate --idle-spin-ms`.
+    let idle_spin = std::env::var("CLIPGATE_IDLE_SPIN_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(ModelOptions::default().idle_spin, Duration::from_millis);
     let opts = ModelOptions {
         model_dir: model_dir.clone(),
+        idle_spin,
         ..ModelOptions::default()
     };
     let t0 = Instant::now();

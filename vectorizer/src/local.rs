@@ -47,6 +47,9 @@ pub struct ModelOptions {
     /// calls are more efficient (more rows per streamed weight panel): 16 images in one
     /// request took 648 ms with 16 against 800–863 ms with 4 (`cargo bench --bench clip`).
     pub max_image_batch: usize,
+    /// How long the dense kernel's helper threads spin without work before they park
+    /// (`--idle-spin-ms`, see [`crate::tract::spin_pool::set_idle_spin`]; process-wide).
+    pub idle_spin: Duration,
 }
 
 impl Default for ModelOptions {
@@ -61,6 +64,7 @@ impl Default for ModelOptions {
             max_batch: 32,
             batch_wait: Duration::from_millis(2),
             max_image_batch: 16,
+            idle_spin: crate::tract::spin_pool::DEFAULT_IDLE_SPIN,
         }
     }
 }
@@ -184,6 +188,7 @@ impl TractClip {
             .map(|b| format!("{b:02x}"))
             .collect();
 
+        crate::tract::spin_pool::set_idle_spin(opts.idle_spin);
         let threads = if opts.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {

@@ -6,7 +6,8 @@
 //! single 7-token text took longer on two threads than on one (`examples/clip_stages.rs`).
 //! Here the calling thread takes part in its own job, and the helpers keep spinning for a short
 //! while after each job, so the next product of the same forward pass starts at once; after
-//! [`IDLE_SPIN`] without work they park on a condition variable and cost nothing.
+//! the idle spin time ([`set_idle_spin`], default [`DEFAULT_IDLE_SPIN`]) without work they park on
+//! a condition variable and cost nothing.
 //!
 //! A job is `parts` calls of `f(i)`, claimed one at a time, so a helper that the VM descheduled
 //! only delays the part it holds.
@@ -15,8 +16,26 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a helper spins without work before it parks.
-const IDLE_SPIN: Duration = Duration::from_millis(3);
+/// How long a helper spins without work before it parks, by default: long enough to bridge the
+/// gaps between the dense products of one forward pass (and of a few requests in a row), short
+/// enough that an idle server does not keep a core busy.
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_millis(3);
+
+/// The idle spin time in microseconds (process-wide, like the pool).
+static IDLE_SPIN_US: AtomicU64 = AtomicU64::new(3_000);
+
+/// Sets how long helpers spin without work before they park (`--idle-spin-ms`). Longer spins
+/// spare an isolated request the wake-up of a parked helper (on the 2-vCPU VM a 7-token text
+/// after 250 ms idle took 13.3 ms against 9.9 ms with the helper still spinning,
+/// `examples/clip_stages.rs`), at the price of a busy core for that long after every request.
+pub fn set_idle_spin(spin: Duration) {
+    let micros = u64::try_from(spin.as_micros()).unwrap_or(u64::MAX);
+    IDLE_SPIN_US.store(micros, Ordering::Relaxed);
+}
+
+fn idle_spin() -> Duration {
+    Duration::from_micros(IDLE_SPIN_US.load(Ordering::Relaxed))
+}
 
 /// What a job is: `f(i)` for each part `i`. Lives on the caller's stack while the job runs.
 struct Job<'a> {
@@ -177,7 +196,7 @@ fn helper(sh: &Shared) {
             std::hint::spin_loop();
             continue;
         }
-        if idle_since.elapsed() < IDLE_SPIN {
+        if idle_since.elapsed() < idle_spin() {
             continue;
         }
         // Park until a new epoch is published.
@@ -214,10 +233,10 @@ mod tests {
         for round in 0..2000 {
             check(&pool, 1 + round % 17);
         }
-        // Helpers park after IDLE_SPIN without work and must wake for the next job.
-        std::thread::sleep(IDLE_SPIN * 3);
+        // Helpers park after the idle spin time without work and must wake for the next job.
+        std::thread::sleep(idle_spin() * 3);
         check(&pool, 9);
-        std::thread::sleep(IDLE_SPIN * 3);
+        std::thread::sleep(idle_spin() * 3);
         // Several callers at once: one runs on the pool, the others alone.
         std::thread::scope(|s| {
             for _ in 0..4 {
