@@ -6,8 +6,8 @@
 //! single 7-token text took longer on two threads than on one (`examples/clip_stages.rs`).
 //! Here the calling thread takes part in its own job, and the helpers keep spinning for a short
 //! while after each job, so the next product of the same forward pass starts at once; after
-//! the idle spin time ([`set_idle_spin`], default [`DEFAULT_IDLE_SPIN`]) without work they park on
-//! a condition variable and cost nothing.
+//! the idle spin time ([`set_idle_spin`], default [`DEFAULT_IDLE_SPIN`]) without work they doze in
+//! short sleeps for [`IDLE_DOZE`], then park on a condition variable and cost nothing.
 //!
 //! A job is `parts` calls of `f(i)`, claimed one at a time, so a helper that the VM descheduled
 //! only delays the part it holds.
@@ -16,18 +16,28 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a helper spins without work before it parks, by default: long enough to bridge the
-/// gaps between the dense products of one forward pass (and of a few requests in a row), short
-/// enough that an idle server does not keep a core busy.
+/// How long a helper spins without work, by default: long enough to bridge the gaps between the
+/// dense products of one forward pass (and of a few requests in a row).
 pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_millis(3);
+
+/// After spinning, how long a helper dozes — sleeps [`DOZE_STEP`] at a time, checking for work
+/// between sleeps — before it parks on the condition variable. Why: waking a helper parked for a
+/// while was what an isolated request paid on the 2-vCPU VM (a 7-token text after 250 ms idle:
+/// 13.2 ms, against 9.9 ms with the helper still spinning, `examples/clip_stages.rs`; waking it
+/// as soon as the request arrived did not help). A dozing helper takes a new job within one
+/// step, and the same text took 9.1 ms (`cargo bench --bench clip`, onnxruntime 12.3 ms in the
+/// same run). The price: about 2,000 short wake-ups per second, for at most this long after the
+/// last work (about 1 % of a core).
+pub const IDLE_DOZE: Duration = Duration::from_secs(1);
+/// One sleep of a dozing helper.
+const DOZE_STEP: Duration = Duration::from_micros(500);
 
 /// The idle spin time in microseconds (process-wide, like the pool).
 static IDLE_SPIN_US: AtomicU64 = AtomicU64::new(3_000);
 
-/// Sets how long helpers spin without work before they park (`--idle-spin-ms`). Longer spins
-/// spare an isolated request the wake-up of a parked helper (on the 2-vCPU VM a 7-token text
-/// after 250 ms idle took 13.3 ms against 9.9 ms with the helper still spinning,
-/// `examples/clip_stages.rs`), at the price of a busy core for that long after every request.
+/// Sets how long helpers spin without work before they doze (`--idle-spin-ms`). Longer spins
+/// start the first product of a request a little sooner, at the price of a busy core for that
+/// long after every request.
 pub fn set_idle_spin(spin: Duration) {
     let micros = u64::try_from(spin.as_micros()).unwrap_or(u64::MAX);
     IDLE_SPIN_US.store(micros, Ordering::Relaxed);
@@ -65,6 +75,8 @@ struct Shared {
     parked: AtomicUsize,
     lock: Mutex<()>,
     wake: Condvar,
+    /// How long helpers doze before parking ([`IDLE_DOZE`] for the global pool).
+    doze: Duration,
 }
 
 pub struct SpinPool {
@@ -78,10 +90,10 @@ impl SpinPool {
     /// The process-wide pool, made on first use with `threads - 1` helpers.
     pub fn global(threads: usize) -> &'static SpinPool {
         static POOL: OnceLock<SpinPool> = OnceLock::new();
-        POOL.get_or_init(|| SpinPool::new(threads.saturating_sub(1)))
+        POOL.get_or_init(|| SpinPool::new(threads.saturating_sub(1), IDLE_DOZE))
     }
 
-    fn new(helpers: usize) -> SpinPool {
+    fn new(helpers: usize, doze: Duration) -> SpinPool {
         let shared = Arc::new(Shared {
             state: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
@@ -89,6 +101,7 @@ impl SpinPool {
             parked: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
+            doze,
         });
         let mut started = 0;
         for i in 0..helpers {
@@ -196,7 +209,12 @@ fn helper(sh: &Shared) {
             std::hint::spin_loop();
             continue;
         }
-        if idle_since.elapsed() < idle_spin() {
+        let idle = idle_since.elapsed();
+        if idle < idle_spin() {
+            continue;
+        }
+        if idle < sh.doze {
+            std::thread::sleep(DOZE_STEP);
             continue;
         }
         // Park until a new epoch is published.
@@ -218,7 +236,8 @@ mod tests {
 
     #[test]
     fn every_part_runs_exactly_once_across_jobs_callers_and_parking() {
-        let pool = SpinPool::new(2);
+        // No dozing here: helpers must park, and wake for the next job.
+        let pool = SpinPool::new(2, Duration::ZERO);
         assert_eq!(pool.threads(), 3);
         let check = |pool: &SpinPool, parts: usize| {
             let hits: Vec<AtomicU32> = (0..parts).map(|_| AtomicU32::new(0)).collect();
@@ -248,5 +267,30 @@ mod tests {
             }
         });
         check(&pool, MAX_PARTS + 1);
+    }
+
+    #[test]
+    fn helpers_doze_after_spinning_take_jobs_then_park() {
+        let pool = SpinPool::new(1, Duration::from_millis(400));
+        let parked = || pool.shared.parked.load(Ordering::SeqCst);
+        pool.run(4, &|_| {});
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(parked(), 0, "past the spin but within the doze: not parked");
+        // A job while the helper dozes: it takes parts (each part is long enough for a helper
+        // that checks every 0.5 ms to claim some).
+        let caller = std::thread::current().id();
+        let by_helper = AtomicUsize::new(0);
+        pool.run(32, &|_| {
+            if std::thread::current().id() != caller {
+                by_helper.fetch_add(1, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        });
+        assert!(by_helper.load(Ordering::Relaxed) > 0, "the dozing helper took no part");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while parked() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(parked(), 1, "parked after the doze");
     }
 }
