@@ -286,7 +286,10 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(1));
         });
-        assert!(by_helper.load(Ordering::Relaxed) > 0, "the dozing helper took no part");
+        assert!(
+            by_helper.load(Ordering::Relaxed) > 0,
+            "the dozing helper took no part"
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while parked() == 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
