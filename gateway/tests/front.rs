@@ -460,21 +460,22 @@ async fn get_twice(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (reqwest::Response, Seen) {
-    let mut last = None;
-    for _ in 0..2 {
-        let mut request = env.client.get(env.url(path));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        last = Some(
-            tokio::time::timeout(GUARD, request.send())
-                .await
-                .expect("in time")
-                .expect("answer"),
-        );
-    }
+    get(env, path, headers).await;
+    let second = get(env, path, headers).await;
     let seen = upstream.seen.lock().unwrap().last().cloned().expect("sent");
-    (last.expect("two requests"), seen)
+    (second, seen)
+}
+
+/// GET `path` with `headers`.
+async fn get(env: &common::TestEnv, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = env.client.get(env.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    tokio::time::timeout(GUARD, request.send())
+        .await
+        .expect("in time")
+        .expect("answer")
 }
 
 #[tokio::test]
@@ -488,13 +489,7 @@ async fn a_proxied_get_the_front_has_seen_takes_the_prepared_path_with_the_proxy
         ("x-hop", "must not pass"),
         ("x-request-id", "caller-id-2"),
     ];
-    let first = {
-        let mut request = env.client.get(env.url("/v1/nodes?output=verbose"));
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        request.send().await.expect("answer")
-    };
+    let first = get(&env, "/v1/nodes?output=verbose", &headers).await;
     let routed = upstream.seen.lock().unwrap().last().cloned().expect("sent");
     assert!(!sent_prepared(&routed), "the first is routed");
     let first_headers = first.headers().clone();
