@@ -6,20 +6,27 @@
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
+use crate::observability;
 use crate::server::AppState;
 
 /// The router's fallback (unknown paths, and known paths with a method the gateway does not
 /// handle itself).
 pub async fn fallback(State(state): State<AppState>, request: Request) -> Response {
+    let route = observability::route_label(&request);
     let mut response = forward(&state, request).await;
-    response.extensions_mut().insert(Proxied);
+    response.extensions_mut().insert(Proxied { route });
     response
 }
 
 /// Marks a response of the transparent proxy, so that the HTTP front learns which method and
-/// path the router sends to the proxy (`front/pass_through.rs`).
-#[derive(Clone, Copy, Debug)]
-pub struct Proxied;
+/// path the router sends to the proxy, and under which route label its metrics count them
+/// (`front/pass_through.rs`).
+#[derive(Clone, Debug)]
+pub struct Proxied {
+    pub route: Arc<str>,
+}
 
 /// Forwards one request and streams the answer back; errors become Weaviate-shaped responses.
 pub async fn forward(state: &AppState, request: Request) -> Response {

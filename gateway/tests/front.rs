@@ -520,6 +520,34 @@ async fn a_proxied_get_the_front_has_seen_takes_the_prepared_path_with_the_proxy
     upstream.accept.abort();
 }
 
+/// The value of the `clipgate_http_requests_total` series of `route` and status 200.
+async fn requests_total(env: &common::TestEnv, route: &str) -> f64 {
+    let text = get(env, "/metrics", &[])
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let series = format!("clipgate_http_requests_total{{route=\"{route}\",status=\"200\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+#[tokio::test]
+async fn a_pass_through_is_counted_under_the_route_label_the_router_gives_it() {
+    let upstream = recorder().await;
+    let env = common::start_gateway(&upstream.base, Config::default()).await;
+    // `GET /v1/objects` matches the gateway's own route (for POST) and is proxied: its metrics
+    // say `/v1/objects` whichever path serves it, as before the front existed. (No other test
+    // of this binary requests it: the registry is the process's.)
+    let before = requests_total(&env, "/v1/objects").await;
+    let (answer, seen) = get_twice(&env, &upstream, "/v1/objects", &[]).await;
+    assert_eq!(answer.status(), 200);
+    assert!(sent_prepared(&seen), "learned");
+    assert_eq!(requests_total(&env, "/v1/objects").await - before, 2.0);
+    upstream.accept.abort();
+}
+
 #[tokio::test]
 async fn the_pass_through_path_streams_every_kind_of_answer() {
     let upstream = recorder().await;

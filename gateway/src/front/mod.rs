@@ -21,7 +21,7 @@ mod pass_through;
 mod prepared;
 pub mod wire;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -53,20 +53,21 @@ pub struct Front {
     state: AppState,
     router: Router,
     /// Paths (without the query) of `GET` and `HEAD` requests the router has sent to the
-    /// transparent proxy: routing depends on nothing else, so the next such request can take the
-    /// pass-through path.
+    /// transparent proxy, with the route label its metrics gave them: routing depends on nothing
+    /// else, so the next such request can take the pass-through path.
     proxied: Mutex<Proxied>,
 }
 
-/// Learned proxied paths, by method (the pass-through path takes `GET` and `HEAD` only).
+/// Learned proxied paths and their metrics route labels, by method (the pass-through path takes
+/// `GET` and `HEAD` only).
 #[derive(Default)]
 struct Proxied {
-    get: HashSet<Box<[u8]>>,
-    head: HashSet<Box<[u8]>>,
+    get: HashMap<Box<[u8]>, Arc<str>>,
+    head: HashMap<Box<[u8]>, Arc<str>>,
 }
 
 impl Proxied {
-    fn of(&mut self, method: &Method) -> &mut HashSet<Box<[u8]>> {
+    fn of(&mut self, method: &Method) -> &mut HashMap<Box<[u8]>, Arc<str>> {
         if method == Method::HEAD {
             &mut self.head
         } else {
@@ -75,7 +76,7 @@ impl Proxied {
     }
 }
 
-/// Most learned proxied paths kept per method (paths with ids vary; the set starts over when
+/// Most learned proxied paths kept per method (paths with ids vary; the map starts over when
 /// full).
 const MAX_PROXIED: usize = 1024;
 
@@ -89,23 +90,24 @@ impl Front {
     }
 
     fn proxied(&self) -> std::sync::MutexGuard<'_, Proxied> {
-        // Plain sets; a panic elsewhere cannot leave them half-written.
+        // Plain maps; a panic elsewhere cannot leave them half-written.
         self.proxied
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn is_proxied(&self, method: &Method, path: &[u8]) -> bool {
-        self.proxied().of(method).contains(path)
+    /// The route label of a learned proxied path.
+    fn proxied_route(&self, method: &Method, path: &[u8]) -> Option<Arc<str>> {
+        self.proxied().of(method).get(path).cloned()
     }
 
-    fn learn_proxied(&self, method: &Method, path: &[u8]) {
+    fn learn_proxied(&self, method: &Method, path: &[u8], route: Arc<str>) {
         let mut proxied = self.proxied();
         let paths = proxied.of(method);
         if paths.len() >= MAX_PROXIED {
             paths.clear();
         }
-        paths.insert(path.into());
+        paths.insert(path.into(), route);
     }
 }
 
@@ -224,8 +226,13 @@ async fn serve_one(
     let target = &raw[head.target.clone()];
     let path = target.split(|b| *b == b'?').next().unwrap_or(target);
     let may_pass = pass_through::applies(&front.state, head);
-    if may_pass && front.is_proxied(&head.method, path) {
-        if let Some(keep) = pass_through::serve(stream, out, &front.state, head, &raw).await? {
+    if let Some(route) = may_pass
+        .then(|| front.proxied_route(&head.method, path))
+        .flatten()
+    {
+        if let Some(keep) =
+            pass_through::serve(stream, out, &front.state, head, &raw, &route).await?
+        {
             return Ok(keep);
         }
     }
@@ -245,13 +252,10 @@ async fn serve_one(
         Ok(response) => response,
         Err(infallible) => match infallible {},
     };
-    if may_pass
-        && response
-            .extensions()
-            .get::<crate::proxy::Proxied>()
-            .is_some()
-    {
-        front.learn_proxied(&head.method, path);
+    if let Some(proxied) = response.extensions().get::<crate::proxy::Proxied>() {
+        if may_pass {
+            front.learn_proxied(&head.method, path, proxied.route.clone());
+        }
     }
     wire::write_response(stream, out, response, head_request, head.keep_alive).await
 }

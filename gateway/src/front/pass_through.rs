@@ -7,7 +7,7 @@
 //! target and end-to-end headers as received, `Host` rewritten, hop-by-hop headers dropped both
 //! ways, status and body streamed back (nothing buffered), a stalled read ends the body, an
 //! unreachable or slow upstream gets 502/504 in Weaviate's envelope; and the layers': the request
-//! id, the HTTP metrics under the `proxy` route, the upstream slots. When a condition does not
+//! id, the HTTP metrics under the route label the router gave the path, the upstream slots. When a condition does not
 //! hold (an `https://` upstream, a body, per-request tracing on, no free slot), the request takes
 //! the routed path.
 
@@ -26,8 +26,6 @@ use crate::observability;
 use crate::server::AppState;
 use crate::upstream::is_hop_by_hop;
 
-/// The route label of the HTTP metrics (as `observability::track_http` labels the proxy).
-const ROUTE: &str = "proxy";
 /// Body bytes ready with the answer's head go out in the same write, up to this size.
 const COALESCE: usize = 64 * 1024;
 
@@ -48,6 +46,7 @@ pub(super) async fn serve(
     state: &AppState,
     head: &Head,
     raw: &Bytes,
+    route: &str,
 ) -> io::Result<Option<bool>> {
     let started = Instant::now();
     let Some(_slot) = state.upstream.try_slot() else {
@@ -70,7 +69,7 @@ pub(super) async fn serve(
         Ok(answer) => answer,
         Err(error) => {
             let (status, keep) = write_error(stream, out, error, &id, head.keep_alive).await?;
-            observability::record_http(ROUTE, status, started);
+            observability::record_http(route, status, started);
             return Ok(Some(keep));
         }
     };
@@ -94,7 +93,7 @@ pub(super) async fn serve(
         }
     }
     out.extend_from_slice(b"\r\n");
-    observability::record_http(ROUTE, status, started);
+    observability::record_http(route, status, started);
     if no_body {
         stream.write_all(out).await?;
         return Ok(Some(head.keep_alive));
