@@ -33,7 +33,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::Method;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
@@ -197,6 +197,9 @@ async fn connection(
         let raw = buf.split_to(total).freeze();
         let keep_alive = serve_one(&mut stream, &mut out, &front, &head, raw).await?;
         if !keep_alive || *stop.borrow() {
+            // A FIN after the answer, as hyper closes (a plain drop could reset the connection
+            // while the client still reads the answer).
+            let _ = stream.shutdown().await;
             return Ok(());
         }
         // Buffers grown for a large request or answer are not kept by an idle connection.
@@ -244,7 +247,7 @@ async fn serve_one(
         );
         wire::write_date(out);
         out.extend_from_slice(b"\r\n");
-        tokio::io::AsyncWriteExt::write_all(stream, out).await?;
+        stream.write_all(out).await?;
         return Ok(false);
     };
     let head_request = head.method == Method::HEAD;
