@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -156,21 +156,17 @@ pub async fn track_http<F>(request: Request, run: impl FnOnce(Request) -> F) -> 
 where
     F: std::future::Future<Output = Response>,
 {
-    let route = route_label(&request);
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = run(request).await;
-    record_http(&route, response.status(), started);
+    record_http(route_label(route.as_ref()), response.status(), started);
     response
 }
 
 /// The route label of a request's HTTP metrics: the matched route template, `proxy` for a path
 /// no route matches.
-pub(crate) fn route_label(request: &Request) -> Arc<str> {
-    static PROXY: OnceLock<Arc<str>> = OnceLock::new();
-    match request.extensions().get::<MatchedPath>() {
-        Some(matched) => Arc::from(matched.as_str()),
-        None => PROXY.get_or_init(|| Arc::from("proxy")).clone(),
-    }
+pub(crate) fn route_label(matched: Option<&MatchedPath>) -> &str {
+    matched.map_or("proxy", MatchedPath::as_str)
 }
 
 /// Counts one request of `route` answered with `status` and records its latency since `started`.

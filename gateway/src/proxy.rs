@@ -14,7 +14,7 @@ use crate::server::AppState;
 /// The router's fallback (unknown paths, and known paths with a method the gateway does not
 /// handle itself).
 pub async fn fallback(State(state): State<AppState>, request: Request) -> Response {
-    let route = observability::route_label(&request);
+    let route = Arc::from(observability::route_label(request.extensions().get()));
     let mut response = forward(&state, request).await;
     response.extensions_mut().insert(Proxied { route });
     response

@@ -14,16 +14,16 @@ use std::io;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::StatusCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::prepared::{write_answer_head, write_caller_headers, write_error, RequestId};
+use super::prepared::{self, write_answer_head, write_caller_headers, write_error, RequestId};
 use super::wire::{self, Head};
 use crate::graphql::handler::{count_memo_hit, restored};
 use crate::observability;
 use crate::server::AppState;
 use crate::upstream::is_forwarded_request_header;
+use crate::upstream::raw::is_bodiless;
 
 /// The route label of the HTTP metrics (the router's matched path for the same request).
 const ROUTE: &str = "/v1/graphql";
@@ -39,10 +39,7 @@ pub(super) async fn serve(
     body: &Bytes,
 ) -> io::Result<Option<bool>> {
     let started = Instant::now();
-    if !state.upstream.has_raw_client()
-        || body.len() > state.config.max_body_bytes
-        || tracing::enabled!(target: "tower_http::trace::on_request", tracing::Level::DEBUG)
-    {
+    if !prepared::available(state) || body.len() > state.config.max_body_bytes {
         return Ok(None);
     }
     let Some(entry) = state.memo.get(body).await else {
@@ -94,7 +91,7 @@ pub(super) async fn serve(
         out.extend_from_slice(b"content-type: application/json\r\n");
     }
     let status = answer.head.status;
-    let no_body = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let no_body = is_bodiless(status);
     if !no_body {
         wire::write_content_length(body.len(), out);
     }

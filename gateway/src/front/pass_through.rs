@@ -16,15 +16,16 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use http::{Method, StatusCode};
+use http::Method;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::prepared::{write_answer_head, write_caller_headers, write_error, RequestId};
+use super::prepared::{self, write_answer_head, write_caller_headers, write_error, RequestId};
 use super::wire::{self, Head};
 use crate::observability;
 use crate::server::AppState;
 use crate::upstream::is_hop_by_hop;
+use crate::upstream::raw::is_bodiless;
 
 /// Body bytes ready with the answer's head go out in the same write, up to this size.
 const COALESCE: usize = 64 * 1024;
@@ -33,8 +34,7 @@ const COALESCE: usize = 64 * 1024;
 pub(super) fn applies(state: &AppState, head: &Head) -> bool {
     (head.method == Method::GET || head.method == Method::HEAD)
         && head.body_len == 0
-        && state.upstream.has_raw_client()
-        && !tracing::enabled!(target: "tower_http::trace::on_request", tracing::Level::DEBUG)
+        && prepared::available(state)
 }
 
 /// Forwards the request and streams the answer; `Ok(None)` when it must take the routed path,
@@ -76,8 +76,7 @@ pub(super) async fn serve(
     let status = answer.status;
     // Framing: the answer's own headers pass for a HEAD, 204 or 304 (no body follows); a body
     // of declared length keeps it; any other body is sent chunked.
-    let no_body =
-        head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let no_body = head_request || is_bodiless(status);
     let length = body.declared_length();
     out.clear();
     let skip = |name: &[u8]| {
@@ -117,7 +116,7 @@ pub(super) async fn serve(
         }
     }
     if ended && chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
+        out.extend_from_slice(wire::LAST_CHUNK);
     }
     stream.write_all(out).await?;
     if !ended {
@@ -134,7 +133,7 @@ pub(super) async fn serve(
             }
         }
         if chunked {
-            stream.write_all(b"0\r\n\r\n").await?;
+            stream.write_all(wire::LAST_CHUNK).await?;
         }
     }
     Ok(Some(head.keep_alive))
@@ -142,13 +141,8 @@ pub(super) async fn serve(
 
 /// Appends a piece of body, as a chunk when `chunked`.
 fn append(out: &mut Vec<u8>, piece: &[u8], chunked: bool) {
-    if piece.is_empty() {
-        return;
-    }
     if chunked {
-        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        out.extend_from_slice(piece);
-        out.extend_from_slice(b"\r\n");
+        wire::write_chunk(piece, out);
     } else {
         out.extend_from_slice(piece);
     }

@@ -12,7 +12,16 @@ use tokio::net::TcpStream;
 use super::wire::{self, Head};
 use crate::error::GatewayError;
 use crate::observability::{is_sane_request_id, REQUEST_ID};
+use crate::server::AppState;
 use crate::upstream::{connection_listed, is_hop_by_hop, RawHead};
+
+/// Whether the prepared paths can be taken at all: a plain-`http://` upstream (the raw client),
+/// and no per-request tracing (tower-http's trace layer logs each request only on the routed
+/// path).
+pub(super) fn available(state: &AppState) -> bool {
+    state.upstream.has_raw_client()
+        && !tracing::enabled!(target: "tower_http::trace::on_request", tracing::Level::DEBUG)
+}
 
 /// The request id of a request, by the rule of `observability::request_id_layers`: the client's
 /// when it sent exactly one sane id, else a fresh UUID v4 (and the client's are not forwarded).

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::upstream::raw::has_token;
+use crate::upstream::raw::{has_token, is_bodiless};
 
 /// Most request headers the front loop parses; a request with more goes to hyper (which takes
 /// up to 100).
@@ -179,6 +179,19 @@ pub fn write_content_length(n: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The end of a chunked body (no trailers).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Appends `data` as one chunk of a chunked body (nothing for empty data, which would end it).
+pub fn write_chunk(data: &[u8], out: &mut Vec<u8>) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Body bytes ready with the head are written with it, up to this size.
 const COALESCE: usize = 64 * 1024;
 
@@ -196,10 +209,7 @@ pub async fn write_response(
 ) -> io::Result<bool> {
     let (parts, body) = response.into_parts();
     let status = parts.status;
-    let no_body = head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+    let no_body = head_request || is_bodiless(status);
     let mut keep = keep_alive;
     out.clear();
     write_status_line(status, out);
@@ -284,16 +294,11 @@ pub async fn write_response(
             out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
             stream.write_all(out).await?;
             while let Some(data) = next_data(&mut body).await? {
-                if data.is_empty() {
-                    continue;
-                }
                 out.clear();
-                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                write_chunk(&data, out);
                 stream.write_all(out).await?;
-                stream.write_all(&data).await?;
-                stream.write_all(b"\r\n").await?;
             }
-            stream.write_all(b"0\r\n\r\n").await?;
+            stream.write_all(LAST_CHUNK).await?;
         }
     }
     Ok(keep)

@@ -368,10 +368,7 @@ async fn read_head(
                 }
             }
         }
-        let framing = if head_request
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED
-        {
+        let framing = if head_request || is_bodiless(status) {
             Framing::None
         } else if chunked {
             Framing::Chunked
@@ -498,6 +495,14 @@ fn broke_off(error: RawError) -> RawError {
         RawError::Io(e) => RawError::BrokeOff(e),
         other => other,
     }
+}
+
+/// Whether an answer with `status` has no body, whatever its headers say (RFC 9110: `1xx`,
+/// 204, 304).
+pub(crate) fn is_bodiless(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
