@@ -112,6 +112,39 @@ fn main() -> TractResult<()> {
     model.select_output_outlets(&outs[..1])?;
     let raw = model.into_optimized()?.into_runnable()?;
     let input = Tensor::zero::<f32>(&[1, 3, 224, 224])?;
+    if std::env::var_os("PROFILE_DECLUTTERED").is_some() {
+        let mut model = tract_onnx::onnx().model_for_path(&onnx)?;
+        model.set_input_fact(
+            0,
+            InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, 224, 224]),
+        )?;
+        let m = model.into_typed()?.into_decluttered()?;
+        for id in m.eval_order()?.into_iter().take(40) {
+            let n = m.node(id);
+            let ins: Vec<String> = n.inputs.iter().map(|i| format!("{}", i.node)).collect();
+            println!(
+                "{id} {} {:?} <- {ins:?} {:?}",
+                n.name,
+                n.op(),
+                m.outlet_fact(OutletId::new(id, 0)).map(|f| f.shape.clone())
+            );
+        }
+        return Ok(());
+    }
+    if std::env::var_os("PROFILE_NODES").is_some() {
+        let m = ours.plans().0.model();
+        for id in m.eval_order()?.into_iter().take(60) {
+            let n = m.node(id);
+            let ins: Vec<String> = n.inputs.iter().map(|i| format!("{}", i.node)).collect();
+            println!(
+                "{id} {} {:?} <- {ins:?} {:?}",
+                n.name,
+                n.op(),
+                m.outlet_fact(OutletId::new(id, 0)).map(|f| f.shape.clone())
+            );
+        }
+        return Ok(());
+    }
     if std::env::var_os("PROFILE_SHAPES").is_some() {
         let m = ours.plans().1.model();
         for n in m.nodes() {

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod dense;
 pub mod elementwise;
 pub mod gemm;
+pub mod layer_norm;
 pub mod patch_embed;
 pub mod plans;
 pub mod runner;

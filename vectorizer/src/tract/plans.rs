@@ -36,12 +36,14 @@ fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
     let patches = super::patch_embed::rewrite(&mut typed, packs)?;
     let softmax = super::softmax::rewrite(&mut typed)?;
     let attention = super::attention::rewrite(&mut typed)?;
+    let layer_norms = super::layer_norm::rewrite(&mut typed)?;
     let elementwise = super::elementwise::rewrite(&mut typed)?;
     tracing::debug!(
         dense,
         patches,
         softmax,
         attention,
+        layer_norms,
         elementwise,
         "ops on clipgate's kernels"
     );
