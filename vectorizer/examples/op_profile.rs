@@ -2,6 +2,10 @@
 //! to clipgate's plan (dense-layer rewrite, symbolic batch), summed by op name over ITERS runs.
 //!
 //! `cargo run --release -p vectorizer --example op_profile [-- ITERS]`
+//!
+//! Variants, by environment: `PROFILE_TEXT=LEN` (the text tower at LEN tokens), `PROFILE_BATCH=N`
+//! (the batch plan on N images, per image), `PROFILE_NODES` / `PROFILE_DECLUTTERED` (print the
+//! first nodes of clipgate's plan / of tract's decluttered graph instead of timing).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -157,6 +161,32 @@ fn main() -> TractResult<()> {
                     .collect();
                 println!("{name} {} {facts:?}", n.name);
             }
+        }
+        return Ok(());
+    }
+    if let Some(batch) = std::env::var("PROFILE_BATCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        // The symbolic-batch plan on `batch` images, as the runner runs it (tract
+        // single-threaded, dense products on two threads); per image.
+        let input = Tensor::zero::<f32>(&[batch, 3, 224, 224])?;
+        let m = multithread_tract_scope(Executor::SingleThread, || {
+            vectorizer::tract::gemm::with_threads(2, || -> TractResult<_> {
+                profile(ours.plans().1, &input, 2)?;
+                profile(ours.plans().1, &input, iters)
+            })
+        })?;
+        let total: f64 = m.values().map(|v| v.0).sum();
+        println!("== batch {batch}: {:.2} ms per image", total / batch as f64);
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_by(|x, y| y.1 .0.total_cmp(&x.1 .0));
+        for (name, (ms, n)) in v.iter().take(8) {
+            println!(
+                "  {name:<28} {:>8.2} ms/image  ({} nodes)",
+                ms / batch as f64,
+                n / iters.max(1)
+            );
         }
         return Ok(());
     }
