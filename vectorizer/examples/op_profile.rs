@@ -22,7 +22,15 @@ fn profile(
 ) -> TractResult<BTreeMap<String, (f64, usize)>> {
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut state = plan.spawn()?;
+    // PROFILE_PAUSE_MS: idle this long before each run, as between isolated requests.
+    let pause = std::env::var("PROFILE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis);
     for _ in 0..iters {
+        if let Some(p) = pause {
+            std::thread::sleep(p);
+        }
         state.run_plan_with_eval(tvec![input.clone().into()], |ctx, st, node, inputs| {
             let t = Instant::now();
             let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
