@@ -35,12 +35,12 @@ impl EvalOp for LastAxisLayerNorm {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        ensure!(inputs.len() == 1, "layer norm takes one input");
-        let Some(x) = inputs.first() else {
+        let [x] = &inputs[..] else {
             bail!("layer norm takes one input");
         };
         // Out of place: the input is usually also the next residual connection's, so it is
         // shared and writing in place would cost a copy first.
+        // SAFETY: every row of `y` (all of it: `x` is whole rows) is written below.
         let mut y = unsafe { Tensor::uninitialized::<f32>(x.shape())? };
         let row = x.shape().last().copied().unwrap_or(0);
         if row > 0 {
@@ -86,8 +86,8 @@ fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// `y = d / sqrt(Σd²·inv_len + eps)` with `d = x - Σx·inv_len` (`x`, `y` one row each).
 pub fn layer_norm_row(x: &[f32], y: &mut [f32], inv_len: f32, eps: f32) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked just above).
+    if super::gemm::available() {
+        // SAFETY: the CPU has AVX-512F (what `available` checks).
         return unsafe { layer_norm_row_avx512(x, y, inv_len, eps) };
     }
     layer_norm_row_portable(x, y, inv_len, eps)
