@@ -4,7 +4,8 @@
 //! `cargo run --release -p vectorizer --example op_profile [-- ITERS]`
 //!
 //! Variants, by environment: `PROFILE_TEXT=LEN` (the text tower at LEN tokens), `PROFILE_BATCH=N`
-//! (the batch plan on N images, per image), `PROFILE_NODES` / `PROFILE_DECLUTTERED` (print the
+//! (the batch plan on N images, per image), `PROFILE_PAUSE_MS` / `PROFILE_TRASH_MB` (idle, and
+//! write that much other memory, before each run: an isolated request), `PROFILE_NODES` / `PROFILE_DECLUTTERED` (print the
 //! first nodes of clipgate's plan / of tract's decluttered graph instead of timing).
 
 use std::collections::BTreeMap;
@@ -27,9 +28,22 @@ fn profile(
         .ok()
         .and_then(|v| v.parse().ok())
         .map(std::time::Duration::from_millis);
-    for _ in 0..iters {
+    // PROFILE_TRASH_MB: write this much other memory before each run, as another runtime's
+    // forward pass would between two requests (evicting caches and page-table entries).
+    let mut trash = vec![
+        0u8;
+        std::env::var("PROFILE_TRASH_MB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            << 20
+    ];
+    for it in 0..iters {
         if let Some(p) = pause {
             std::thread::sleep(p);
+        }
+        for b in trash.iter_mut().step_by(64) {
+            *b = b.wrapping_add(it as u8);
         }
         state.run_plan_with_eval(tvec![input.clone().into()], |ctx, st, node, inputs| {
             let t = Instant::now();
