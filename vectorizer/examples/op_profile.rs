@@ -57,6 +57,21 @@ fn profile(
     Ok(by_op)
 }
 
+/// The first `limit` nodes of `m` in evaluation order: id, name, op, inputs, output shape.
+fn print_nodes(m: &TypedModel, limit: usize) -> TractResult<()> {
+    for id in m.eval_order()?.into_iter().take(limit) {
+        let n = m.node(id);
+        let ins: Vec<String> = n.inputs.iter().map(|i| format!("{}", i.node)).collect();
+        println!(
+            "{id} {} {:?} <- {ins:?} {:?}",
+            n.name,
+            n.op(),
+            m.outlet_fact(OutletId::new(id, 0)).map(|f| f.shape.clone())
+        );
+    }
+    Ok(())
+}
+
 fn main() -> TractResult<()> {
     let iters: usize = std::env::args()
         .nth(1)
@@ -144,32 +159,10 @@ fn main() -> TractResult<()> {
             0,
             InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, 224, 224]),
         )?;
-        let m = model.into_typed()?.into_decluttered()?;
-        for id in m.eval_order()?.into_iter().take(40) {
-            let n = m.node(id);
-            let ins: Vec<String> = n.inputs.iter().map(|i| format!("{}", i.node)).collect();
-            println!(
-                "{id} {} {:?} <- {ins:?} {:?}",
-                n.name,
-                n.op(),
-                m.outlet_fact(OutletId::new(id, 0)).map(|f| f.shape.clone())
-            );
-        }
-        return Ok(());
+        return print_nodes(&model.into_typed()?.into_decluttered()?, 40);
     }
     if std::env::var_os("PROFILE_NODES").is_some() {
-        let m = ours.plans().0.model();
-        for id in m.eval_order()?.into_iter().take(60) {
-            let n = m.node(id);
-            let ins: Vec<String> = n.inputs.iter().map(|i| format!("{}", i.node)).collect();
-            println!(
-                "{id} {} {:?} <- {ins:?} {:?}",
-                n.name,
-                n.op(),
-                m.outlet_fact(OutletId::new(id, 0)).map(|f| f.shape.clone())
-            );
-        }
-        return Ok(());
+        return print_nodes(ours.plans().0.model(), 60);
     }
     if std::env::var_os("PROFILE_SHAPES").is_some() {
         let m = ours.plans().1.model();
