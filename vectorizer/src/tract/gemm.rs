@@ -378,8 +378,8 @@ unsafe fn tile(
     }
 }
 
-/// [`tile`] for exactly `R` rows (`R ≤ ROWS`): `R`×2 accumulators in registers, one weight
-/// panel row (two vectors) and `R` broadcasts per step of `k`. The packed block keeps its
+/// [`tile`] for exactly `R` rows (`R ≤ ROWS`): `R`×`VECS` accumulators in registers, one weight
+/// panel row (`VECS` vectors) and `R` broadcasts per step of `k`. The packed block keeps its
 /// `ROWS` stride; rows past `R` are not read.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
