@@ -206,12 +206,13 @@ impl PackedWeights {
         if n == 0 {
             return;
         }
-        let xp = pack_rows(x, n, self.k);
+        let xs = InPtr(x.as_ptr());
         let out = OutPtr(y.as_mut_ptr());
         let run = |p0: usize, p1: usize| {
             // SAFETY: tasks cover disjoint panel ranges, so they write disjoint columns of `y`;
-            // `xp` and the panels hold `blocks·k·ROWS` and `panels·k·PANEL` floats.
-            unsafe { self.run_panels(&xp, n, p0, p1, out, res) }
+            // `x` holds `n·k` floats (the kernel reads rows below `n` only) and the panels
+            // `panels·k·PANEL`.
+            unsafe { self.run_panels(xs, n, p0, p1, out, res) }
         };
         // A few parts per thread, claimed one at a time: a descheduled vCPU delays only the part
         // it holds.
@@ -226,18 +227,10 @@ impl PackedWeights {
         });
     }
 
-    /// Panels `p0..p1` for all rows, in row chunks small enough that a chunk of packed `x`
-    /// stays in L2 while every panel of the range passes over it. Each chunk streams the
+    /// Panels `p0..p1` for all rows, in row chunks small enough that a chunk of `x` stays in
+    /// L2 while every panel of the range passes over it. Each chunk streams the
     /// panels again, so chunks are as large as L2 allows ([`ROW_CHUNK_BYTES`]).
-    unsafe fn run_panels(
-        &self,
-        xp: &Aligned,
-        n: usize,
-        p0: usize,
-        p1: usize,
-        y: OutPtr,
-        res: InPtr,
-    ) {
+    unsafe fn run_panels(&self, x: InPtr, n: usize, p0: usize, p1: usize, y: OutPtr, res: InPtr) {
         let k = self.k;
         let blocks = n.div_ceil(ROWS);
         let chunk_blocks = (ROW_CHUNK_BYTES / (k * ROWS * 4)).max(1);
@@ -260,7 +253,7 @@ impl PackedWeights {
                 let bias = self.bias.as_ref().map(|b| &b[c0..c0 + width]);
                 for b in b0..b1 {
                     let rows = ROWS.min(n - b * ROWS);
-                    let xb = unsafe { xp.as_ptr().add(b * k * ROWS) };
+                    let xb = unsafe { x.0.add(b * ROWS * k) };
                     let dst = unsafe { y.0.add(b * ROWS * self.m + c0) };
                     let add = if res.0.is_null() {
                         res.0
@@ -314,24 +307,6 @@ struct InPtr(*const f32);
 unsafe impl Send for InPtr {}
 unsafe impl Sync for InPtr {}
 
-/// Packs `x` (`n×k`) into blocks of 8 rows, `k`-major: block `b` holds `x[8b+r][kk]` at
-/// `kk·8 + r`, zero rows past `n`.
-fn pack_rows(x: &[f32], n: usize, k: usize) -> Aligned {
-    let blocks = n.div_ceil(ROWS);
-    let mut xp = Aligned::zeroed(blocks * k * ROWS);
-    let out = xp.as_mut_slice();
-    for b in 0..blocks {
-        let base = b * k * ROWS;
-        for r in 0..ROWS.min(n - b * ROWS) {
-            let row = &x[(b * ROWS + r) * k..(b * ROWS + r + 1) * k];
-            for (kk, v) in row.iter().enumerate() {
-                out[base + kk * ROWS + r] = *v;
-            }
-        }
-    }
-    xp
-}
-
 /// Where and how a tile's 8×32 accumulators are stored: `rows × width` of them, at `dst` with
 /// row stride `ld`, plus `bias`, through the activation, plus `add` (a residual, same layout as
 /// `dst`; null for none).
@@ -346,8 +321,16 @@ struct Store<'a> {
     quick_gelu: Option<f32>,
 }
 
-/// One tile of up to 8×32: `dst[r][c] = Σ_kk xb[kk][r]·panel[kk][c] (+ bias[c])` for
+/// One tile of up to 8×32: `dst[r][c] = Σ_kk xb[r·k + kk]·panel[kk][c] (+ bias[c])` for
 /// `r < rows`, `c < width`; `ld` is the row stride of `dst`.
+///
+/// `xb` is the block's first row of `x` as the caller holds it (row-major, stride `k`), not a
+/// packed copy: packing `x` into 8-row interleaved blocks cost one single-threaded pass over it
+/// per product (plus zeroing the copy) while the other thread waited, 12 % of the wall time for
+/// 16 images. The kernel broadcasts from `R` row streams instead of one, at the same speed.
+/// Measured with `examples/op_profile`, three alternating runs against the packing binary:
+/// 16 images 34.3 / 34.5 / 34.7 → 32.5 / 31.3 / 30.2 ms per image, a single image
+/// 38.2 / 39.4 / 38.5 → 35.5 / 36.4 / 36.5 ms, texts of 7 and 77 tokens unchanged.
 ///
 /// The kernel is instantiated per row count so that a short last block (the 2 rows left of a
 /// single image's 50 tokens) does only its own rows' FMAs instead of a full 8-row tile's (a
@@ -379,8 +362,7 @@ unsafe fn tile(
 }
 
 /// [`tile`] for exactly `R` rows (`R ≤ ROWS`): `R`×`VECS` accumulators in registers, one weight
-/// panel row (`VECS` vectors) and `R` broadcasts per step of `k`. The packed block keeps its
-/// `ROWS` stride; rows past `R` are not read.
+/// panel row (`VECS` vectors) and `R` broadcasts per step of `k`; rows past `R` are not read.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_rows<const R: usize>(
@@ -432,13 +414,13 @@ unsafe fn tile_rows<const R: usize>(
                 _mm_prefetch::<_MM_HINT_T0>(w.add(PANEL * 64 + 16 * v) as *const i8);
             }
             for (r, acc) in acc.iter_mut().enumerate() {
-                let xr = _mm512_set1_ps(*x.add(r));
+                let xr = _mm512_set1_ps(*x.add(r * k));
                 for v in 0..VECS {
                     acc[v] = _mm512_fmadd_ps(wv[v], xr, acc[v]);
                 }
             }
             w = w.add(PANEL);
-            x = x.add(ROWS);
+            x = x.add(1);
         }
         // Lanes of each vector that are columns of `W` (the last panel may be narrower).
         let mut mask = [0 as __mmask16; VECS];
