@@ -1,12 +1,13 @@
 //! Per-op time of one image through the vision tower: tract's own plan (concrete batch 1) next
-//! to clipgate's plan (dense-layer rewrite, symbolic batch), summed by op name over ITERS runs.
+//! to clipgate's plan (clipgate's rewrites, symbolic batch), summed by op name over ITERS runs.
 //!
 //! `cargo run --release -p vectorizer --example op_profile [-- ITERS]`
 //!
 //! Variants, by environment: `PROFILE_TEXT=LEN` (the text tower at LEN tokens), `PROFILE_BATCH=N`
 //! (the batch plan on N images, per image), `PROFILE_PAUSE_MS` / `PROFILE_TRASH_MB` (idle, and
-//! write that much other memory, before each run: an isolated request), `PROFILE_NODES` / `PROFILE_DECLUTTERED` (print the
-//! first nodes of clipgate's plan / of tract's decluttered graph instead of timing).
+//! write that much other memory, before each run: an isolated request), `PROFILE_NODES` /
+//! `PROFILE_DECLUTTERED` (print the first nodes, the last with `PROFILE_TAIL`, of clipgate's plan
+//! / of tract's decluttered graph instead of timing).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,7 +60,14 @@ fn profile(
 
 /// The first `limit` nodes of `m` in evaluation order: id, name, op, inputs, output shape.
 fn print_nodes(m: &TypedModel, limit: usize) -> TractResult<()> {
-    for id in m.eval_order()?.into_iter().take(limit) {
+    // PROFILE_TAIL: the last `limit` nodes instead of the first.
+    let order = m.eval_order()?;
+    let skip = if std::env::var_os("PROFILE_TAIL").is_some() {
+        order.len().saturating_sub(limit)
+    } else {
+        0
+    };
+    for id in order.into_iter().skip(skip).take(limit) {
         let n = m.node(id);
         let ins: Vec<String> = n.inputs.iter().map(|i| format!("{}", i.node)).collect();
         println!(
@@ -162,10 +170,10 @@ fn main() -> TractResult<()> {
         return print_nodes(&model.into_typed()?.into_decluttered()?, 40);
     }
     if std::env::var_os("PROFILE_NODES").is_some() {
-        return print_nodes(ours.plans().0.model(), 60);
+        return print_nodes(ours.plan().model(), 60);
     }
     if std::env::var_os("PROFILE_SHAPES").is_some() {
-        let m = ours.plans().1.model();
+        let m = ours.plan().model();
         for n in m.nodes() {
             let name = n.op().name();
             if name == "Mul" || name == "Add" || name == "MoveAxis" {
@@ -188,8 +196,8 @@ fn main() -> TractResult<()> {
         let input = Tensor::zero::<f32>(&[batch, 3, 224, 224])?;
         let m = multithread_tract_scope(Executor::SingleThread, || {
             vectorizer::tract::gemm::with_threads(2, || -> TractResult<_> {
-                profile(ours.plans().1, &input, 2)?;
-                profile(ours.plans().1, &input, iters)
+                profile(ours.plan(), &input, 2)?;
+                profile(ours.plan(), &input, iters)
             })
         })?;
         let total: f64 = m.values().map(|v| v.0).sum();
@@ -206,24 +214,20 @@ fn main() -> TractResult<()> {
         return Ok(());
     }
     let exec = Executor::multithread_with_name(2, "profile");
-    let (a, b, c) = multithread_tract_scope(exec, || -> TractResult<_> {
+    let a = multithread_tract_scope(exec, || -> TractResult<_> {
         profile(&raw, &input, 2)?;
-        profile(ours.plans().0, &input, 2)?;
-        profile(ours.plans().1, &input, 2)?;
-        Ok((
-            profile(&raw, &input, iters)?,
-            profile(ours.plans().0, &input, iters)?,
-            profile(ours.plans().1, &input, iters)?,
-        ))
+        profile(&raw, &input, iters)
     })?;
-    let d = multithread_tract_scope(Executor::SingleThread, || {
-        vectorizer::tract::gemm::with_threads(2, || profile(ours.plans().0, &input, iters))
+    // As the runner runs it: tract single-threaded, the dense products on two threads.
+    let b = multithread_tract_scope(Executor::SingleThread, || {
+        vectorizer::tract::gemm::with_threads(2, || -> TractResult<_> {
+            profile(ours.plan(), &input, 2)?;
+            profile(ours.plan(), &input, iters)
+        })
     })?;
     for (label, m) in [
         ("tract", a),
-        ("clipgate, batch 1", b),
-        ("clipgate, any batch", c),
-        ("clipgate, batch 1, tract single-threaded, dense on 2", d),
+        ("clipgate (tract single-threaded, dense on 2)", b),
     ] {
         let total: f64 = m.values().map(|v| v.0).sum();
         println!("== {label}: {total:.2} ms per image");

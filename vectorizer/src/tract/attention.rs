@@ -18,8 +18,9 @@ use super::gemm;
 pub struct BatchedProduct {
     /// Batch axes: (position in A, in B, in C).
     batch: TVec<(usize, usize, usize)>,
-    /// The row axis: (in A, in C).
-    m: (usize, usize),
+    /// The row axis: (in A, in C). Either may be absent, for one row: the pooled token's query
+    /// in the vision tower's last layer (`pooled_row`) is a unit axis of A that C drops.
+    m: (Option<usize>, Option<usize>),
     /// The contracted axis: (in A, in B).
     k: (usize, usize),
     /// The column axis: (in B, in C); last in C.
@@ -48,7 +49,9 @@ impl BatchedProduct {
         for &(pa, _, pc) in &self.batch {
             c[pc] = a[pa].clone();
         }
-        c[self.m.1] = a[self.m.0].clone();
+        if let (Some(pa), Some(pc)) = self.m {
+            c[pc] = a[pa].clone();
+        }
         c[self.n.1] = b[self.n.0].clone();
         c
     }
@@ -65,7 +68,8 @@ impl EvalOp for BatchedProduct {
             ensure!(ash[pa] == bsh[pb], "batch axes differ: {ash:?} {bsh:?}");
         }
         ensure!(ash[self.k.0] == bsh[self.k.1], "k differs: {ash:?} {bsh:?}");
-        let (m, k, n) = (ash[self.m.0], ash[self.k.0], bsh[self.n.0]);
+        let m = self.m.0.map_or(1, |pa| ash[pa]);
+        let (k, n) = (ash[self.k.0], bsh[self.n.0]);
         let csh = self.c_shape(ash, bsh);
         let (sa, sb, sc) = (strides(ash), strides(bsh), strides(&csh));
         let av = a.try_as_plain_ram()?;
@@ -102,9 +106,9 @@ impl EvalOp for BatchedProduct {
         let (sbk, sbn, sam, sak, scm) = (
             sb[self.k.1],
             sb[self.n.0],
-            sa[self.m.0],
+            self.m.0.map_or(0, |pa| sa[pa]),
             sa[self.k.0],
-            sc[self.m.1],
+            self.m.1.map_or(0, |pc| sc[pc]),
         );
         // Batch indices split over the dense threads when the products are worth it.
         let parts = if m * n * k * batches >= 1 << 20 {
@@ -256,7 +260,7 @@ fn match_product(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Bat
     let pos = |v: &[char], x: char| v.iter().position(|y| *y == x);
     let (mut batch, mut m, mut k, mut n) = (tvec![], None, None, None);
     // Unit axes that only one of A, B, C has (tract drops or adds them freely).
-    let (mut a_units, mut b_units) = (0, 0);
+    let (mut a_units, mut b_units): (TVec<usize>, usize) = (tvec![], 0);
     let c_fact = model.outlet_fact(OutletId::new(node.id, 0))?;
     let unit = |d: &TDim| *d == 1.to_dim();
     let mut all: Vec<char> = a.iter().chain(&b).chain(&c).copied().collect();
@@ -270,20 +274,22 @@ fn match_product(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Bat
                 }
                 batch.push((pa, pb, pc));
             }
-            (Some(pa), None, Some(pc)) if m.is_none() => m = Some((pa, pc)),
+            (Some(pa), None, Some(pc)) if m.is_none() => m = Some((Some(pa), Some(pc))),
             (Some(pa), Some(pb), None) if k.is_none() => k = Some((pa, pb)),
             (None, Some(pb), Some(pc)) if n.is_none() => n = Some((pb, pc)),
-            (Some(pa), None, None) if unit(&facts[0].shape[pa]) => a_units += 1,
+            (Some(pa), None, None) if unit(&facts[0].shape[pa]) => a_units.push(pa),
             (None, Some(pb), None) if unit(&facts[1].shape[pb]) => b_units += 1,
             (None, None, Some(pc)) if unit(&c_fact.shape[pc]) => {}
             _ => return Ok(None),
         }
     }
-    let (Some(m), Some(k), Some(n)) = (m, k, n) else {
+    // No row axis in C: one row, A's unit axis if it has one (the pooled query row).
+    let m = m.unwrap_or_else(|| (a_units.pop(), None));
+    let (Some(k), Some(n)) = (k, n) else {
         return Ok(None);
     };
     if n.1 + 1 != c.len()
-        || a.len() != batch.len() + 2 + a_units
+        || a.len() != batch.len() + usize::from(m.0.is_some()) + 1 + a_units.len()
         || b.len() != batch.len() + 2 + b_units
     {
         return Ok(None);
@@ -366,5 +372,9 @@ mod tests {
         // Wider than one 64-column chunk, and no batch axis at all.
         check("bmk,bkn->bmn", &[2, 5, 9], &[2, 9, 130]);
         check("mk,kn->mn", &[3, 4], &[4, 17]);
+        // The pooled row (`pooled_row`): one query row, a unit axis of A that C drops; and no
+        // row axis at all.
+        check("abmk,akbn->abn", &[2, 3, 1, 50], &[2, 50, 3, 64]);
+        check("bk,bkn->bn", &[3, 50], &[3, 50, 20]);
     }
 }

@@ -8,6 +8,7 @@ pub mod gemm;
 pub mod layer_norm;
 pub mod patch_embed;
 pub mod plans;
+pub mod pooled_row;
 pub mod runner;
 pub mod softmax;
 pub mod spin_pool;

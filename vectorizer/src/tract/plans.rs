@@ -32,6 +32,7 @@ fn infer_err(e: impl std::fmt::Debug) -> EmbedError {
 /// dense-layer rewrite ([`super::dense`]), then tract's optimizer.
 fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
     let mut typed = model.into_typed()?.into_decluttered()?;
+    let pooled = super::pooled_row::rewrite(&mut typed)?;
     let dense = super::dense::rewrite(&mut typed, packs)?;
     let patches = super::patch_embed::rewrite(&mut typed, packs)?;
     let softmax = super::softmax::rewrite(&mut typed)?;
@@ -39,6 +40,7 @@ fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
     let layer_norms = super::layer_norm::rewrite(&mut typed)?;
     let elementwise = super::elementwise::rewrite(&mut typed)?;
     tracing::debug!(
+        pooled,
         dense,
         patches,
         softmax,
@@ -232,7 +234,6 @@ impl TextTower {
 
 /// The vision tower: one plan with a symbolic batch size and the configured image size.
 pub struct VisionTower {
-    single: Plan,
     plan: Plan,
     pub height: usize,
     pub width: usize,
@@ -248,43 +249,39 @@ impl VisionTower {
                 format!("expected one input named \"pixel_values\", the model has {names:?}"),
             ));
         }
-        // Two plans sharing one copy of the packed weights: batch size 1 (a single query image;
-        // concrete shapes let tract's optimizer pick its specialized element-wise ops) and a
-        // symbolic batch size for everything else.
-        let packs = PackCache::default();
+        // One plan with a symbolic batch size, single images included. A second, concrete
+        // batch-1 plan (kept until tract's own element-wise ops had all been replaced) ran a
+        // single image in the same time (`PROFILE_AB=1 … --example op_profile`, alternating in
+        // one process: min 36.1 / 36.0 / 36.5 ms against 36.0 / 36.2 / 36.5), and with its
+        // concrete shapes tract squeezes the pooled row's unit axes (see `pooled_row`) into
+        // forms the dense rewrite does not take (110–150 ms).
         let n = model.symbols.sym("N");
-        let plan_for = |batch: TDim| {
-            let mut model = model.clone();
-            model
-                .set_input_fact(
-                    0,
-                    InferenceFact::dt_shape(
-                        f32::datum_type(),
-                        tvec![batch, 3.to_dim(), height.to_dim(), width.to_dim()],
-                    ),
+        let mut model = model;
+        let plan = model
+            .set_input_fact(
+                0,
+                InferenceFact::dt_shape(
+                    f32::datum_type(),
+                    tvec![n.to_dim(), 3.to_dim(), height.to_dim(), width.to_dim()],
+                ),
+            )
+            .and_then(|_| build_plan(model, &PackCache::default()))
+            .map_err(|e| {
+                model_err(
+                    path,
+                    format!("cannot build a plan for {height}x{width} images: {e:?}"),
                 )
-                .and_then(|_| build_plan(model, &packs))
-                .map_err(|e| {
-                    model_err(
-                        path,
-                        format!("cannot build a plan for {height}x{width} images: {e:?}"),
-                    )
-                })
-        };
-        let single = plan_for(1.to_dim())?;
-        let plan = plan_for(n.to_dim())?;
+            })?;
         Ok(VisionTower {
-            single,
             plan,
             height,
             width,
         })
     }
 
-    /// The runnable plans for one image and for any batch size (for per-op profiling in
-    /// `examples/op_profile.rs`).
-    pub fn plans(&self) -> (&Plan, &Plan) {
-        (&self.single, &self.plan)
+    /// The runnable plan (for per-op profiling in `examples/op_profile.rs`).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// Runs a batch of CHW tensors of `3 × height × width` values each.
@@ -305,8 +302,7 @@ impl VisionTower {
         let t = tract_ndarray::Array4::from_shape_vec((b, 3, self.height, self.width), data)
             .map_err(infer_err)?
             .into_tensor();
-        let plan = if b == 1 { &self.single } else { &self.plan };
-        let out = plan.run(tvec![t.into()]).map_err(infer_err)?;
+        let out = self.plan.run(tvec![t.into()]).map_err(infer_err)?;
         rows_of(&out[0], b)
     }
 }
