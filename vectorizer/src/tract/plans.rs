@@ -250,11 +250,12 @@ impl VisionTower {
             ));
         }
         // One plan with a symbolic batch size, single images included. A second, concrete
-        // batch-1 plan (kept until tract's own element-wise ops had all been replaced) ran a
-        // single image in the same time (`PROFILE_AB=1 … --example op_profile`, alternating in
-        // one process: min 36.1 / 36.0 / 36.5 ms against 36.0 / 36.2 / 36.5), and with its
-        // concrete shapes tract squeezes the pooled row's unit axes (see `pooled_row`) into
-        // forms the dense rewrite does not take (110–150 ms).
+        // batch-1 plan (kept while tract's own element-wise ops ran and profited from concrete
+        // shapes) ran a single image in the same time once they had all been replaced
+        // (both plans alternating in one process, three runs: min 36.1 / 36.0 / 36.5 ms
+        // against 36.0 / 36.2 / 36.5), and with its concrete shapes tract squeezes the pooled
+        // row's unit axes (see `pooled_row`) into forms the dense rewrite does not take
+        // (110–150 ms).
         let n = model.symbols.sym("N");
         let mut model = model;
         let plan = model
