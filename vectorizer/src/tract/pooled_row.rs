@@ -15,14 +15,26 @@
 //! but not for a scalar one, which is what the HF export holds. This rewrite turns the scalar
 //! `Gather` into `Slice` + removal of the axis and declutters again, so tract pushes the slice up.
 
+use std::collections::{HashMap, HashSet};
+
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::array::{Gather, Slice};
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
-use tract_onnx::tract_core::ops::nn::Softmax;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::nn::{Reduce, RmsNorm, Softmax};
+
+/// Both rewrites: the vision tower's constant index ([`rewrite_constant`]) and the text tower's
+/// computed one ([`rewrite_computed`]). Returns how many pooling gathers were moved up.
+pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+    Ok(rewrite_constant(model)? + rewrite_computed(model)?)
+}
 
 /// Rewrites every `Gather` of one constant scalar index into a slice of one element and the
 /// removal of that axis, then declutters `model` again. Returns how many were rewritten.
-pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+pub fn rewrite_constant(model: &mut TypedModel) -> TractResult<usize> {
     let mut rewritten = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
@@ -96,4 +108,149 @@ fn slice_above_softmax(model: &mut TypedModel) -> TractResult<bool> {
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The text tower's pooling: `last_hidden_state` (`[N, L, d]`) flattened to `[N·L, d]` and
+/// gathered at the EOS token of each text (indices computed from the input ids). No slice can
+/// express that, so the gather itself is moved up, by hand, above the ops that are row-wise in
+/// the tokens (final layer norm, the last layer's MLP, second layer norm, residuals and output
+/// projection: each reads only its own token's row), to the wires that other ops read in full
+/// (the attention output and the residual): those are gathered instead (each `[N, L, ...]` →
+/// `[N, 1, ...]`, the token axis kept as a unit axis so that every op keeps its axes), and the
+/// row-wise ops run on `N` rows instead of `N·L`. The attention itself is not crossed: its query
+/// rows meet the causal mask's, which a per-text gather would have to follow.
+///
+/// Only the symbolic-batch plan has this shape: with a batch of one, tract's declutter has
+/// folded the batch axis away and the products put the tokens first.
+pub fn rewrite_computed(model: &mut TypedModel) -> TractResult<usize> {
+    let mut rewritten = 0;
+    // Node ids change with each applied patch: start over after each.
+    'again: loop {
+        for id in model.eval_order()? {
+            if gather_rows_up(model, id)? {
+                rewritten += 1;
+                continue 'again;
+            }
+        }
+        return Ok(rewritten);
+    }
+}
+
+/// Whether `node` reads and writes token rows independently: its output's token axis (1) is
+/// axis 1 of every input that has it, and its op is one of those the row-wise part of a
+/// transformer layer is made of.
+fn row_wise(model: &TypedModel, node: &TypedNode, rows: &TDim) -> TractResult<bool> {
+    let known = node.op_is::<EinSum>()
+        || node.op_is::<TypedBinOp>()
+        || node.op_is::<ElementWiseOp>()
+        || node.op_as::<Reduce>().is_some_and(|r| !r.axes.contains(&1))
+        || node.op_as::<RmsNorm>().is_some_and(|r| r.axis != 1);
+    if !known || node.outputs.len() != 1 {
+        return Ok(false);
+    }
+    let out = &node.outputs[0].fact;
+    if out.rank() < 2 || out.shape[1] != *rows {
+        return Ok(false);
+    }
+    let (ifacts, ofacts) = model.node_facts(node.id)?;
+    let mapping = node.op.axes_mapping(&ifacts, &ofacts)?;
+    let axis = mapping.axis((InOut::Out(0), 1))?;
+    Ok(axis.inputs.iter().all(|p| p.is_empty() || p[..] == [1]))
+}
+
+/// Moves the gather `id` (if it is a pooling gather, see [`rewrite_computed`]) above the
+/// row-wise ops that feed it. Returns whether it did.
+fn gather_rows_up(model: &mut TypedModel, id: usize) -> TractResult<bool> {
+    let node = model.node(id);
+    let Some(gather) = node.op_as::<Gather>() else {
+        return Ok(false);
+    };
+    let indices = node.inputs[1];
+    // A gather already moved up stays behind, unread.
+    let read = !node.outputs[0].successors.is_empty()
+        || model.output_outlets()?.contains(&OutletId::new(id, 0));
+    if !read || gather.axis != 0 || model.outlet_fact(indices)?.konst.is_some() {
+        return Ok(false);
+    }
+    // The flattening of [N, L, ...] into [N·L, ...].
+    let flat = model.node(node.inputs[0].node);
+    let Some(flatten @ AxisOp::Reshape(0, from, to)) = flat.op_as::<AxisOp>() else {
+        return Ok(false);
+    };
+    if from.len() != 2 || to.len() != 1 || flat.outputs[0].successors.len() != 1 {
+        return Ok(false);
+    }
+    let (batch, rows) = (from[0].clone(), from[1].clone());
+    let top = flat.inputs[0];
+    // The row-wise nodes whose every reader is in the set, from the top down.
+    let mut chain: HashSet<usize> = HashSet::new();
+    let mut todo = vec![top.node];
+    while let Some(n) = todo.pop() {
+        let cand = model.node(n);
+        if chain.contains(&n) || !row_wise(model, cand, &rows)? {
+            continue;
+        }
+        let readers_in = cand.outputs[0]
+            .successors
+            .iter()
+            .all(|s| chain.contains(&s.node) || (n == top.node && s.node == flat.id));
+        if !readers_in {
+            continue;
+        }
+        chain.insert(n);
+        todo.extend(cand.inputs.iter().map(|i| i.node));
+    }
+    // Worth it only if a product moves (the MLP and output projection).
+    if !chain.iter().any(|n| model.node(*n).op_is::<EinSum>()) {
+        return Ok(false);
+    }
+    let mut patch = TypedModelPatch::default();
+    let idx = patch.tap_model(model, indices)?;
+    let mut mapped: HashMap<OutletId, OutletId> = HashMap::new();
+    for n in model.eval_order()? {
+        if !chain.contains(&n) {
+            continue;
+        }
+        let cand = model.node(n);
+        let mut inputs = tvec![];
+        for &i in &cand.inputs {
+            if let Some(w) = mapped.get(&i) {
+                inputs.push(*w);
+                continue;
+            }
+            if chain.contains(&i.node) {
+                bail!("{}: an input in the chain is not mapped yet", cand.name);
+            }
+            let fact = model.outlet_fact(i)?;
+            let tapped = patch.tap_model(model, i)?;
+            let full = fact.konst.is_none()
+                && fact.rank() >= 2
+                && fact.shape[0] == batch
+                && fact.shape[1] == rows;
+            let wire = if full {
+                // A wire other ops read in full: its rows at the indices, token axis kept.
+                let name = format!("{}.pooled-rows", model.node(i.node).name);
+                let w = patch.wire_node(format!("{name}.flat"), flatten.clone(), &[tapped])?;
+                let w = patch.wire_node(format!("{name}.gather"), gather.clone(), &[w[0], idx])?;
+                let w = patch.wire_node(format!("{name}.unit"), AxisOp::Add(1), &w)?[0];
+                mapped.insert(i, w);
+                w
+            } else if fact.rank() < 2 || fact.shape[1] == 1.to_dim() || fact.konst.is_some() {
+                tapped
+            } else {
+                // Rows that are neither the batch's nor broadcast: leave the graph as it is.
+                return Ok(false);
+            };
+            inputs.push(wire);
+        }
+        let out = patch.wire_node(&cand.name, cand.op.clone(), &inputs)?[0];
+        mapped.insert(OutletId::new(n, 0), out);
+    }
+    let Some(&pooled) = mapped.get(&top) else {
+        return Ok(false);
+    };
+    let out = patch.wire_node(format!("{}.rm", node.name), AxisOp::Rm(1), &[pooled])?[0];
+    patch.shunt_outside(model, id.into(), out)?;
+    patch.apply(model)?;
+    Ok(true)
 }
