@@ -419,5 +419,15 @@ fn fixture_plans_run_the_dense_and_softmax_kernels() {
             count(&plan, "ClipgateBatchedProduct") >= 2 * softmax,
             "{what}: attention"
         );
+        if what == "text, N × 16" {
+            // The EOS pooling moved above the last layer's MLP (`tract::pooled_row`).
+            let pooled = plan
+                .model()
+                .nodes()
+                .iter()
+                .filter(|n| n.name.ends_with(".pooled-rows.gather"))
+                .count();
+            assert_eq!(pooled, 2, "{what}: attention output and residual gathered");
+        }
     }
 }
