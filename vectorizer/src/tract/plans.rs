@@ -153,7 +153,10 @@ impl TextTower {
 
     /// The plan for `batch` sequences of exactly `len` tokens. A single sequence (a query) gets
     /// a plan with a concrete batch size of 1, where tract's optimizer can specialize the
-    /// element-wise ops; any other batch size shares one plan with a symbolic batch size.
+    /// element-wise ops; any other batch size shares one plan with a symbolic batch size. (The
+    /// symbolic plan, which alone has the pooled-row gather of `pooled_row`, ran one text in
+    /// the same time: 7 / 20 / 77 tokens min 7.13 / 10.85 / 25.54 ms against 7.28 / 10.96 /
+    /// 25.56, alternating in one process; the concrete one was kept.)
     pub fn plan(&mut self, len: usize, batch: usize) -> Result<Plan, EmbedError> {
         let single = batch == 1;
         if let Some(p) = self.plans.get(&(len, single)) {
