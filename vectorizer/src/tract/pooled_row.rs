@@ -127,9 +127,23 @@ pub fn rewrite_computed(model: &mut TypedModel) -> TractResult<usize> {
     // Node ids change with each applied patch: start over after each.
     'again: loop {
         for id in model.eval_order()? {
-            if gather_rows_up(model, id)? {
-                rewritten += 1;
-                continue 'again;
+            // A graph this does not understand keeps its gather where it is: a model that
+            // loads without the rewrite must load with it.
+            match gather_rows_up(model, id) {
+                Ok(Some(patch)) => {
+                    // On a copy: a patch that fails half-way must not leave a broken graph.
+                    let mut patched = model.clone();
+                    match patch.apply(&mut patched) {
+                        Ok(()) => {
+                            *model = patched;
+                            rewritten += 1;
+                            continue 'again;
+                        }
+                        Err(e) => tracing::debug!("pooling gather left in place: {e:?}"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("pooling gather left in place: {e:?}"),
             }
         }
         return Ok(rewritten);
@@ -158,27 +172,27 @@ fn row_wise(model: &TypedModel, node: &TypedNode, rows: &TDim) -> TractResult<bo
     Ok(axis.inputs.iter().all(|p| p.is_empty() || p[..] == [1]))
 }
 
-/// Moves the gather `id` (if it is a pooling gather, see [`rewrite_computed`]) above the
-/// row-wise ops that feed it. Returns whether it did.
-fn gather_rows_up(model: &mut TypedModel, id: usize) -> TractResult<bool> {
+/// The patch that moves the gather `id` (if it is a pooling gather, see [`rewrite_computed`])
+/// above the row-wise ops that feed it.
+fn gather_rows_up(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
     let node = model.node(id);
     let Some(gather) = node.op_as::<Gather>() else {
-        return Ok(false);
+        return Ok(None);
     };
     let indices = node.inputs[1];
     // A gather already moved up stays behind, unread.
     let read = !node.outputs[0].successors.is_empty()
         || model.output_outlets()?.contains(&OutletId::new(id, 0));
     if !read || gather.axis != 0 || model.outlet_fact(indices)?.konst.is_some() {
-        return Ok(false);
+        return Ok(None);
     }
     // The flattening of [N, L, ...] into [N·L, ...].
     let flat = model.node(node.inputs[0].node);
     let Some(flatten @ AxisOp::Reshape(0, from, to)) = flat.op_as::<AxisOp>() else {
-        return Ok(false);
+        return Ok(None);
     };
     if from.len() != 2 || to.len() != 1 || flat.outputs[0].successors.len() != 1 {
-        return Ok(false);
+        return Ok(None);
     }
     let (batch, rows) = (from[0].clone(), from[1].clone());
     let top = flat.inputs[0];
@@ -202,7 +216,7 @@ fn gather_rows_up(model: &mut TypedModel, id: usize) -> TractResult<bool> {
     }
     // Worth it only if a product moves (the MLP and output projection).
     if !chain.iter().any(|n| model.node(*n).op_is::<EinSum>()) {
-        return Ok(false);
+        return Ok(None);
     }
     let mut patch = TypedModelPatch::default();
     let idx = patch.tap_model(model, indices)?;
@@ -212,8 +226,11 @@ fn gather_rows_up(model: &mut TypedModel, id: usize) -> TractResult<bool> {
             continue;
         }
         let cand = model.node(n);
+        let (ifacts, ofacts) = model.node_facts(n)?;
+        let mapping = cand.op.axes_mapping(&ifacts, &ofacts)?;
+        let tokens = mapping.axis((InOut::Out(0), 1))?;
         let mut inputs = tvec![];
-        for &i in &cand.inputs {
+        for (j, &i) in cand.inputs.iter().enumerate() {
             if let Some(w) = mapped.get(&i) {
                 inputs.push(*w);
                 continue;
@@ -223,11 +240,10 @@ fn gather_rows_up(model: &mut TypedModel, id: usize) -> TractResult<bool> {
             }
             let fact = model.outlet_fact(i)?;
             let tapped = patch.tap_model(model, i)?;
-            let full = fact.konst.is_none()
-                && fact.rank() >= 2
-                && fact.shape[0] == batch
-                && fact.shape[1] == rows;
-            let wire = if full {
+            let wire = if tokens.inputs[j].is_empty() || fact.shape[1] == 1.to_dim() {
+                // No token axis (the weights) or broadcast over it: as it is.
+                tapped
+            } else if fact.konst.is_none() && fact.shape[0] == batch && fact.shape[1] == rows {
                 // A wire other ops read in full: its rows at the indices, token axis kept.
                 let name = format!("{}.pooled-rows", model.node(i.node).name);
                 let w = patch.wire_node(format!("{name}.flat"), flatten.clone(), &[tapped])?;
@@ -235,11 +251,9 @@ fn gather_rows_up(model: &mut TypedModel, id: usize) -> TractResult<bool> {
                 let w = patch.wire_node(format!("{name}.unit"), AxisOp::Add(1), &w)?[0];
                 mapped.insert(i, w);
                 w
-            } else if fact.rank() < 2 || fact.shape[1] == 1.to_dim() || fact.konst.is_some() {
-                tapped
             } else {
-                // Rows that are neither the batch's nor broadcast: leave the graph as it is.
-                return Ok(false);
+                // Token rows shared by the batch (a constant [1, L, ...]): not this pattern.
+                return Ok(None);
             };
             inputs.push(wire);
         }
@@ -247,10 +261,129 @@ fn gather_rows_up(model: &mut TypedModel, id: usize) -> TractResult<bool> {
         mapped.insert(OutletId::new(n, 0), out);
     }
     let Some(&pooled) = mapped.get(&top) else {
-        return Ok(false);
+        return Ok(None);
     };
     let out = patch.wire_node(format!("{}.rm", node.name), AxisOp::Rm(1), &[pooled])?[0];
     patch.shunt_outside(model, id.into(), out)?;
-    patch.apply(model)?;
-    Ok(true)
+    Ok(Some(patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tract::gemm::tests::data;
+
+    fn einsum(expr: &str) -> EinSum {
+        EinSum::new(expr.parse().unwrap(), f32::datum_type())
+    }
+
+    /// Runs `build`'s graph as it is and through [`rewrite`] on the same inputs: the rewrite
+    /// count, and whether both gave the same output (within float rounding).
+    fn compare(build: impl Fn() -> TypedModel, inputs: TVec<Tensor>) -> usize {
+        let plain = build().into_runnable().unwrap();
+        let mut model = build();
+        let count = rewrite(&mut model).unwrap();
+        let rewritten = model.into_runnable().unwrap();
+        let run = |p: &Arc<TypedRunnableModel>| {
+            p.run(inputs.iter().map(|t| t.clone().into()).collect())
+                .unwrap()[0]
+                .clone()
+                .into_tensor()
+        };
+        let (want, got) = (run(&plain), run(&rewritten));
+        assert_eq!(want.shape(), got.shape());
+        let (w, g) = (
+            want.to_plain_array_view::<f32>().unwrap(),
+            got.to_plain_array_view::<f32>().unwrap(),
+        );
+        for (x, y) in w.iter().zip(g.iter()) {
+            assert!((x - y).abs() <= 1e-5, "{x} vs {y}");
+        }
+        count
+    }
+
+    /// `x` `[N, L, d]` through a dense layer with a skip connection (plus `addend`, if any) and
+    /// an RMS norm, flattened to `[N·L, d]` and gathered at computed row indices, as the
+    /// text tower pools its EOS tokens.
+    fn text_like(addend: Option<Tensor>) -> TypedModel {
+        let (l, d) = (5usize, 16usize);
+        let mut model = TypedModel::default();
+        let n = model.symbols.sym("N").to_dim();
+        let x = model
+            .add_source("x", f32::fact([n.clone(), l.to_dim(), d.to_dim()]))
+            .unwrap();
+        let idx = model.add_source("idx", i64::fact([n.clone()])).unwrap();
+        let w = model
+            .add_const("w", tensor1(&data(d * d, 3)).into_shape(&[d, d]).unwrap())
+            .unwrap();
+        let y = model
+            .wire_node("dense", einsum("amk,kn->amn"), &[x, w])
+            .unwrap()[0];
+        let mut h = model
+            .wire_node("skip", tract_onnx::tract_core::ops::math::add(), &[x, y])
+            .unwrap()[0];
+        if let Some(c) = addend {
+            let c = model.add_const("c", c).unwrap();
+            h = model
+                .wire_node("addend", tract_onnx::tract_core::ops::math::add(), &[h, c])
+                .unwrap()[0];
+        }
+        let eps = Arc::new(tensor0(1e-5f32));
+        let r = model
+            .wire_node("norm", RmsNorm { axis: 2, eps }, &[h])
+            .unwrap()[0];
+        let flat = AxisOp::Reshape(0, tvec![n.clone(), l.to_dim()], tvec![n * l]);
+        let f = model.wire_node("flat", flat, &[r]).unwrap()[0];
+        let g = model.wire_node("pool", Gather::new(0), &[f, idx]).unwrap();
+        model.select_output_outlets(&g).unwrap();
+        model
+    }
+
+    fn text_inputs() -> TVec<Tensor> {
+        let x = tensor1(&data(3 * 5 * 16, 7))
+            .into_shape(&[3, 5, 16])
+            .unwrap();
+        // Text 0 ends at token 4, text 1 at 0, text 2 at 2: flat rows 4, 5, 12.
+        tvec![x, tensor1(&[4i64, 5, 12])]
+    }
+
+    #[test]
+    fn computed_pooling_moves_above_row_wise_ops() {
+        assert_eq!(compare(|| text_like(None), text_inputs()), 1);
+        // Broadcast over the tokens: still row-wise.
+        let bias = tensor1(&data(16, 5)).into_shape(&[1, 1, 16]).unwrap();
+        assert_eq!(compare(|| text_like(Some(bias.clone())), text_inputs()), 1);
+    }
+
+    #[test]
+    fn rows_shared_by_the_batch_keep_the_gather_in_place() {
+        // A constant [1, L, d] (per-token values shared by every text) is not gathered by
+        // the text's indices: the graph is left as it is.
+        let c = tensor1(&data(5 * 16, 9)).into_shape(&[1, 5, 16]).unwrap();
+        assert_eq!(compare(|| text_like(Some(c.clone())), text_inputs()), 0);
+    }
+
+    #[test]
+    fn constant_pooling_becomes_a_slice() {
+        let (l, d) = (6usize, 16usize);
+        let build = || {
+            let mut model = TypedModel::default();
+            let n = model.symbols.sym("N").to_dim();
+            let x = model
+                .add_source("x", f32::fact([n, l.to_dim(), d.to_dim()]))
+                .unwrap();
+            let w = model
+                .add_const("w", tensor1(&data(d * d, 3)).into_shape(&[d, d]).unwrap())
+                .unwrap();
+            let y = model
+                .wire_node("dense", einsum("amk,kn->amn"), &[x, w])
+                .unwrap()[0];
+            let i = model.add_const("i", tensor0(2i64)).unwrap();
+            let g = model.wire_node("pool", Gather::new(1), &[y, i]).unwrap();
+            model.select_output_outlets(&g).unwrap();
+            model
+        };
+        let x = tensor1(&data(2 * l * d, 4)).into_shape(&[2, l, d]).unwrap();
+        assert_eq!(compare(build, tvec![x]), 1);
+    }
 }
