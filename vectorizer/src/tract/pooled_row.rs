@@ -305,20 +305,27 @@ mod tests {
     /// `x` `[N, L, d]` through a dense layer with a skip connection (plus `addend`, if any) and
     /// an RMS norm, flattened to `[N·L, d]` and gathered at computed row indices, as the
     /// text tower pools its EOS tokens.
-    fn text_like(addend: Option<Tensor>) -> TypedModel {
-        let (l, d) = (5usize, 16usize);
+    /// A model with a source `x` of `[N, l, d]` and `y = x · W` (a dense layer): `(model, x, y)`.
+    fn dense_layer(l: usize, d: usize) -> (TypedModel, OutletId, OutletId) {
         let mut model = TypedModel::default();
         let n = model.symbols.sym("N").to_dim();
         let x = model
-            .add_source("x", f32::fact([n.clone(), l.to_dim(), d.to_dim()]))
+            .add_source("x", f32::fact([n, l.to_dim(), d.to_dim()]))
             .unwrap();
-        let idx = model.add_source("idx", i64::fact([n.clone()])).unwrap();
         let w = model
             .add_const("w", tensor1(&data(d * d, 3)).into_shape(&[d, d]).unwrap())
             .unwrap();
         let y = model
             .wire_node("dense", einsum("amk,kn->amn"), &[x, w])
             .unwrap()[0];
+        (model, x, y)
+    }
+
+    fn text_like(addend: Option<Tensor>) -> TypedModel {
+        let (l, d) = (5usize, 16usize);
+        let (mut model, x, y) = dense_layer(l, d);
+        let n = model.symbols.sym("N").to_dim();
+        let idx = model.add_source("idx", i64::fact([n.clone()])).unwrap();
         let mut h = model
             .wire_node("skip", tract_onnx::tract_core::ops::math::add(), &[x, y])
             .unwrap()[0];
@@ -367,17 +374,7 @@ mod tests {
     fn constant_pooling_becomes_a_slice() {
         let (l, d) = (6usize, 16usize);
         let build = || {
-            let mut model = TypedModel::default();
-            let n = model.symbols.sym("N").to_dim();
-            let x = model
-                .add_source("x", f32::fact([n, l.to_dim(), d.to_dim()]))
-                .unwrap();
-            let w = model
-                .add_const("w", tensor1(&data(d * d, 3)).into_shape(&[d, d]).unwrap())
-                .unwrap();
-            let y = model
-                .wire_node("dense", einsum("amk,kn->amn"), &[x, w])
-                .unwrap()[0];
+            let (mut model, _, y) = dense_layer(l, d);
             let i = model.add_const("i", tensor0(2i64)).unwrap();
             let g = model.wire_node("pool", Gather::new(1), &[y, i]).unwrap();
             model.select_output_outlets(&g).unwrap();
