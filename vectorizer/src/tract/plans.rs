@@ -28,8 +28,9 @@ fn infer_err(e: impl std::fmt::Debug) -> EmbedError {
     EmbedError::Inference(format!("{e:?}"))
 }
 
-/// Builds the runnable plan of `model` (its input facts set): tract's declutter, clipgate's
-/// dense-layer rewrite ([`super::dense`]), then tract's optimizer.
+/// Builds the runnable plan of `model` (its input facts set): tract's declutter, the pooled-row
+/// rewrite ([`super::pooled_row`], on tract's own ops), clipgate's kernel rewrites
+/// ([`super::dense`] and the others), then tract's optimizer.
 fn build_plan(model: InferenceModel, packs: &PackCache) -> TractResult<Plan> {
     let mut typed = model.into_typed()?.into_decluttered()?;
     let pooled = super::pooled_row::rewrite(&mut typed)?;

@@ -1,4 +1,4 @@
-//! The vision tower's last layer for the pooled token only.
+//! A tower's last layer for the pooled token only (both rewrites are applied to every plan).
 //!
 //! CLIP's vision tower pools the class token: `last_hidden_state[:, 0, :]`, an ONNX `Gather` with
 //! a constant scalar index on the token axis. Every op of the last encoder layer but its first
