@@ -431,3 +431,98 @@ fn fixture_plans_run_the_dense_and_softmax_kernels() {
         }
     }
 }
+
+/// The pooled-row rewrite on its own, with tract's own kernels (what a CPU without AVX-512
+/// runs): the fixture towers give what tract gives without it, for a batch of three with the
+/// texts' EOS tokens at different positions.
+#[test]
+fn pooled_row_rewrite_alone_keeps_tracts_results() {
+    use tract_onnx::prelude::*;
+    let onnx = fixtures().join("model/onnx");
+    let build = |file: &str, output: &str, facts: &[(DatumType, usize)], rewrite: bool| {
+        let mut model = tract_onnx::onnx()
+            .model_for_path(onnx.join(file))
+            .expect("onnx");
+        let n = model.symbols.sym("N").to_dim();
+        for (ix, (dt, len)) in facts.iter().enumerate() {
+            let mut shape = tvec![n.clone()];
+            if *len == 0 {
+                shape.extend([3, 64, 64].map(|d: usize| d.to_dim()));
+            } else {
+                shape.push(len.to_dim());
+            }
+            model
+                .set_input_fact(ix, InferenceFact::dt_shape(*dt, shape))
+                .expect("input fact");
+        }
+        let outs = model.output_outlets().expect("outputs").to_vec();
+        let out = outs
+            .into_iter()
+            .find(|o| model.outlet_label(*o) == Some(output))
+            .expect("output");
+        model.select_output_outlets(&[out]).expect("select");
+        let mut typed = model
+            .into_typed()
+            .and_then(|m| m.into_decluttered())
+            .expect("typed");
+        if rewrite {
+            let moved = vectorizer::tract::pooled_row::rewrite(&mut typed).expect("rewrite");
+            assert!(moved >= 1, "{file}: nothing rewritten");
+        }
+        typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .expect("plan")
+    };
+    let compare = |file: &str, output: &str, facts: &[(DatumType, usize)], inputs: TVec<Tensor>| {
+        let run = |rewrite: bool| {
+            build(file, output, facts, rewrite)
+                .run(inputs.iter().map(|t| t.clone().into()).collect())
+                .expect("run")[0]
+                .clone()
+                .into_tensor()
+        };
+        let (want, got) = (run(false), run(true));
+        assert_eq!(want.shape(), got.shape(), "{file}");
+        let (w, g) = (
+            want.to_plain_array_view::<f32>().expect("f32"),
+            got.to_plain_array_view::<f32>().expect("f32"),
+        );
+        let d = w
+            .iter()
+            .zip(g.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d <= 1e-5, "{file}: max abs diff {d}");
+    };
+    let pixels: Vec<f32> = (0..3 * 3 * 64 * 64)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    compare(
+        "vision_model.onnx",
+        "image_embeds",
+        &[(f32::datum_type(), 0)],
+        tvec![Tensor::from_shape(&[3, 3, 64, 64], &pixels).expect("pixels")],
+    );
+    // BOS, tokens, EOS at position 7, 3 and 5, then EOS as padding (CLIP's pad token).
+    let (bos, eos) = (49406i64, 49407i64);
+    let mut ids = vec![eos; 3 * 8];
+    for (row, end) in [7usize, 3, 5].into_iter().enumerate() {
+        ids[row * 8] = bos;
+        for p in 1..end {
+            ids[row * 8 + p] = 320 + (row * 11 + p * 37) as i64;
+        }
+    }
+    let mask: Vec<i64> = (0..3 * 8)
+        .map(|i| i64::from(i % 8 <= [7, 3, 5][i / 8]))
+        .collect();
+    compare(
+        "text_model.onnx",
+        "text_embeds",
+        &[(i64::datum_type(), 8), (i64::datum_type(), 8)],
+        tvec![
+            Tensor::from_shape(&[3, 8], &ids).expect("ids"),
+            Tensor::from_shape(&[3, 8], &mask).expect("mask"),
+        ],
+    );
+}
