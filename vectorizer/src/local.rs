@@ -44,8 +44,11 @@ pub struct ModelOptions {
     /// companion and then runs (see [`crate::tract::runner::run`]).
     pub batch_wait: Duration,
     /// Maximum number of images in one vision-tower call. With clipgate's dense kernel larger
-    /// calls are more efficient (more rows per streamed weight panel): 16 images in one
-    /// request took 648 ms with 16 against 800–863 ms with 4 (`cargo bench --bench clip`).
+    /// calls were more efficient (more rows per streamed weight panel): 16 images in one
+    /// request took 648 ms with 16 against 800–863 ms with 4 (`cargo bench --bench clip`, AMD
+    /// machine). Since the kernel reads `x` in place, 4 and 16 per call are equal on the Intel
+    /// machine (`PROFILE_BATCH=4|16 … --example op_profile`: 30.9–31.3 vs 30.4–30.9 ms per
+    /// image); 16 kept.
     pub max_image_batch: usize,
     /// How long the dense kernel's helper threads spin without work before they park
     /// (`--idle-spin-ms`, see [`crate::tract::spin_pool::set_idle_spin`]; process-wide).
