@@ -318,7 +318,7 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tract::gemm::tests::data;
+    use crate::tract::gemm::tests::{assert_close, data};
 
     /// The product through the rewrite against tract's own einsum of the same inputs.
     fn check(expr: &str, a: &[usize], b: &[usize]) {
@@ -346,15 +346,7 @@ mod tests {
                 .clone()
                 .into_tensor()
         };
-        let (want, got) = (run(&build(false)), run(&build(true)));
-        assert_eq!(want.shape(), got.shape(), "{expr}");
-        let (w, g) = (
-            want.to_plain_array_view::<f32>().unwrap(),
-            got.to_plain_array_view::<f32>().unwrap(),
-        );
-        for (x, y) in w.iter().zip(g.iter()) {
-            assert!((x - y).abs() <= 1e-4, "{expr}: {x} vs {y}");
-        }
+        assert_close(&run(&build(false)), &run(&build(true)), 1e-4, expr);
     }
 
     #[test]

@@ -485,6 +485,24 @@ pub(crate) mod tests {
         y
     }
 
+    /// Asserts that `got` (a graph's f32 output through a rewrite) has `want`'s shape (tract's
+    /// output without it) and every element within `tol` of it.
+    pub(crate) fn assert_close(
+        want: &tract_onnx::prelude::Tensor,
+        got: &tract_onnx::prelude::Tensor,
+        tol: f32,
+        what: &str,
+    ) {
+        assert_eq!(want.shape(), got.shape(), "{what}");
+        let (w, g) = (
+            want.to_plain_array_view::<f32>().unwrap(),
+            got.to_plain_array_view::<f32>().unwrap(),
+        );
+        for (x, y) in w.iter().zip(g.iter()) {
+            assert!((x - y).abs() <= tol, "{what}: {x} vs {y}");
+        }
+    }
+
     /// Deterministic test values in [-1, 1] (xorshift).
     pub(crate) fn data(len: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);

@@ -245,7 +245,7 @@ pub struct VisionTower {
 
 impl VisionTower {
     pub fn load(path: &Path, height: usize, width: usize) -> Result<VisionTower, EmbedError> {
-        let model = load_onnx(path, "image_embeds")?;
+        let mut model = load_onnx(path, "image_embeds")?;
         let names = input_names(&model).map_err(|e| model_err(path, e))?;
         if names != ["pixel_values"] {
             return Err(model_err(
@@ -261,7 +261,6 @@ impl VisionTower {
         // row's unit axes (see `pooled_row`) into forms the dense rewrite does not take
         // (110–150 ms).
         let n = model.symbols.sym("N");
-        let mut model = model;
         let plan = model
             .set_input_fact(
                 0,
